@@ -1,0 +1,82 @@
+"""The process engine: the only way process state changes.
+
+``ProcessEngine`` bundles the database, the spec cache and settings; every method is
+one transaction (see ``runtime.py``). Nothing here imports Flask, web, api or workers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from app.db import Database
+
+from . import deployment, instances, messages, queries, retry, tasks, timers
+from .library import Library
+from .specs import SpecCache
+
+
+class ProcessEngine:
+    def __init__(self, db: Database, forms_dir: Path | None = None, message_ttl_seconds: int = 7 * 24 * 3600):
+        self.db = db
+        self.forms_dir = forms_dir
+        self.message_ttl_seconds = message_ttl_seconds
+        self.specs = SpecCache()
+
+    # process library
+    def validate(self, paths: Iterable[str | Path]) -> Library:
+        return deployment.validate_paths(self.db, paths, self.forms_dir)
+
+    def deploy(self, paths: Iterable[str | Path], actor: str = "admin"):
+        return deployment.deploy_paths(self.db, paths, self.forms_dir, actor)
+
+    # instances
+    def start(self, key: str, data: dict | None = None, actor: str = "system", **kw) -> int:
+        return instances.start(self, key, data, actor, **kw)
+
+    def suspend(self, instance_id: int, actor: str, reason: str = "") -> None:
+        instances.suspend(self, instance_id, actor, reason)
+
+    def resume(self, instance_id: int, actor: str) -> None:
+        instances.resume(self, instance_id, actor)
+
+    def terminate(self, instance_id: int, actor: str, reason: str = "") -> None:
+        instances.terminate(self, instance_id, actor, reason)
+
+    # human tasks
+    def claim(self, task_id: int, actor: str) -> None:
+        tasks.claim(self, task_id, actor)
+
+    def unclaim(self, task_id: int, actor: str) -> None:
+        tasks.unclaim(self, task_id, actor)
+
+    def assign(self, task_id: int, assignee: str, actor: str) -> None:
+        tasks.assign(self, task_id, assignee, actor)
+
+    def complete(self, task_id: int, actor: str, data: dict | None = None) -> None:
+        tasks.complete(self, task_id, actor, data)
+
+    # events from outside and from time
+    def correlate(self, name: str, keys: dict | None = None, payload: dict | None = None,
+                  actor: str = "system") -> messages.Correlated:
+        return messages.correlate(self, name, keys, payload, actor)
+
+    def fire_due_timers(self, limit: int = 500) -> dict:
+        return timers.fire_due(self, limit)
+
+    def expire_messages(self) -> int:
+        return messages.expire_buffered(self)
+
+    def retry_incident(self, incident_id: int, actor: str) -> dict:
+        return retry.retry(self, incident_id, actor)
+
+    # reading
+    def instance_detail(self, instance_id: int) -> dict:
+        with self.db.transaction() as s:
+            return queries.instance_detail(s, self, instance_id)
+
+    def task_detail(self, task_id: int) -> dict:
+        with self.db.transaction() as s:
+            return queries.task_detail(s, self, task_id)
+
+
+__all__ = ["ProcessEngine", "Library"]

@@ -1,0 +1,151 @@
+"""Start, suspend, resume and terminate process instances."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
+from SpiffWorkflow.util.task import TaskState
+
+from app.errors import HotlineError, IllegalState, InvalidInput, NotFound, StepFailed
+from app.models import (
+    HumanTask,
+    Incident,
+    InstanceStatus,
+    MessageSubscription,
+    ProcessInstance,
+    ProcessModel,
+    TaskStatus,
+    Timer,
+)
+
+from . import clock
+from .business_keys import next_business_key
+from .correlation import deliver
+from .incidents import record_incident
+from .runtime import error_text, failing_element, finish, load_instance, run_on_instance
+from .step import Step
+from .timing import advance, message_definitions
+
+
+def require_data(data: Any, what: str = "data") -> dict:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, business_key: str | None = None,
+          title: str | None = None, priority: int | None = None, start_message: dict | None = None) -> int:
+    """Start the latest version of process ``key``; returns the new instance id.
+
+    ``start_message`` ({"name", "keys", "payload"}) is delivered to the message start
+    event in the same transaction, for instances that a message starts.
+    """
+    data = require_data(data)
+    workflow = None
+    try:
+        with ctx.db.transaction() as s:
+            model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
+            if model is None or model.latest_version_id is None:
+                raise NotFound(f"no process '{key}' is deployed")
+            compiled = ctx.specs.get(s, model.latest_version_id)
+            workflow = compiled.new_workflow()
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.set_data(**data)
+            instance = ProcessInstance(
+                version_id=model.latest_version_id,
+                business_key=business_key or next_business_key(s, model.business_key_prefix),
+                title=(title or model.title or key)[:300], status=InstanceStatus.RUNNING, state="",
+                priority=50 if priority is None else int(priority), started_by=actor, started_at=clock.now(),
+                updated_at=clock.now(),
+            )
+            s.add(instance)
+            s.flush()
+            step = Step(s, instance, compiled, workflow, actor)
+            step.record("instance_started", data=data, process=key, version=compiled.version_id)
+            advance(workflow)
+            if start_message is not None:
+                _deliver_start_message(step, start_message)
+                advance(workflow)
+            finish(step)
+            return instance.id
+    except HotlineError:
+        raise
+    except SQLAlchemyError:
+        raise
+    except Exception as exc:
+        element = failing_element(exc, workflow)
+        action = {"name": "start", "key": key, "data": data, "actor": actor, "start_message": start_message}
+        incident_id = record_incident(ctx, None, key, element, error_text(exc), action, actor)
+        raise StepFailed(f"starting '{key}' failed at {element or '?'}: {error_text(exc)}", element,
+                         incident_id) from exc
+
+
+def _deliver_start_message(step: Step, message: dict) -> None:
+    for task in list(step.workflow.event_manager.tasks.values()):
+        names = {d.name for d in message_definitions(task.task_spec.event_definition)}
+        if task.state == TaskState.WAITING and message["name"] in names:
+            if deliver(step, str(task.id), message["name"], message.get("keys") or {},
+                       message.get("payload") or {}):
+                return
+    raise IllegalState(f"process {step.compiled.key} does not start on message '{message['name']}'")
+
+
+def suspend(ctx, instance_id: int, actor: str, reason: str = "") -> None:
+    with ctx.db.transaction() as s:
+        instance = load_instance(s, instance_id)
+        if instance.status in InstanceStatus.ENDED:
+            raise IllegalState(f"instance {instance.business_key} has already {instance.status}")
+        if instance.status == InstanceStatus.SUSPENDED:
+            raise IllegalState(f"instance {instance.business_key} is already suspended")
+        instance.status = InstanceStatus.SUSPENDED
+        instance.updated_at = clock.now()
+        _event(s, instance, "instance_suspended", actor, reason=reason)
+
+
+def resume(ctx, instance_id: int, actor: str) -> None:
+    with ctx.db.transaction() as s:
+        instance = load_instance(s, instance_id)
+        if instance.status != InstanceStatus.SUSPENDED:
+            raise IllegalState(f"instance {instance.business_key} is not suspended")
+        has_incident = s.scalar(select(Incident.id).where(Incident.instance_id == instance_id,
+                                                          Incident.status == "open").limit(1))
+        instance.status = InstanceStatus.ERROR if has_incident else InstanceStatus.WAITING
+        instance.updated_at = clock.now()
+        _event(s, instance, "instance_resumed", actor)
+
+
+def terminate(ctx, instance_id: int, actor: str, reason: str = "") -> None:
+    def action(step: Step) -> None:
+        step.workflow.cancel()
+        step.instance.status = InstanceStatus.TERMINATED
+        step.instance.ended_at = clock.now()
+        step.record("instance_terminated", reason=reason)
+        s = step.session
+        s.execute(delete(Timer).where(Timer.instance_id == instance_id))
+        s.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == instance_id))
+        for row in s.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id,
+                                                     HumanTask.status.in_(TaskStatus.ACTIVE))):
+            row.status = TaskStatus.CANCELLED
+        for incident in s.scalars(select(Incident).where(Incident.instance_id == instance_id,
+                                                         Incident.status == "open")):
+            incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), actor
+
+    run_on_instance(ctx, instance_id, actor, action, incident_action=None, allow_suspended=True,
+                    run_engine=False)
+
+
+def _event(s, instance: ProcessInstance, kind: str, actor: str, **detail) -> None:
+    from app.models import InstanceEvent
+
+    s.add(InstanceEvent(instance_id=instance.id, at=clock.now(), kind=kind, actor=actor, detail=detail))
+
+
+def require_instance(ctx, instance_id: int) -> ProcessInstance:
+    with ctx.db.transaction() as s:
+        instance = s.get(ProcessInstance, instance_id)
+        if instance is None:
+            raise NotFound(f"instance {instance_id} does not exist")
+        return instance

@@ -1,0 +1,70 @@
+"""Retry an incident: replay the action that failed, and close the incident if it works."""
+from __future__ import annotations
+
+from uuid import UUID
+
+from SpiffWorkflow.util.task import TaskState
+
+from app.errors import Conflict, IllegalState, NotFound
+from app.models import HumanTask, Incident, TaskStatus
+
+from . import clock
+from .correlation import deliver
+from .instances import start
+from .runtime import run_on_instance
+from .step import Step
+from .timers import fire_instance_timers
+
+
+def retry(ctx, incident_id: int, actor: str) -> dict:
+    with ctx.db.transaction() as s:
+        incident = s.get(Incident, incident_id)
+        if incident is None:
+            raise NotFound(f"incident {incident_id} does not exist")
+        if incident.status != "open":
+            raise IllegalState(f"incident {incident_id} is already {incident.status}")
+        action, instance_id = dict(incident.action), incident.instance_id
+    name = action.get("name")
+    if name == "start":
+        new_id = start(ctx, action["key"], action.get("data") or {}, action.get("actor", actor),
+                       start_message=action.get("start_message"))
+        _close(ctx, incident_id, actor)
+        return {"incident_id": incident_id, "instance_id": new_id}
+    if name == "fire_timers":
+        fire_instance_timers(ctx, instance_id, actor, resolve_incident_id=incident_id)
+    elif name == "complete":
+        _complete_again(ctx, instance_id, incident_id, action, actor)
+    elif name == "deliver":
+        def redo(step: Step) -> None:
+            if not deliver(step, action["spiff_task_id"], action["message"], action.get("keys") or {},
+                           action.get("payload") or {}):
+                raise Conflict("the instance no longer waits for this message")
+
+        run_on_instance(ctx, instance_id, actor, redo, incident_action=action, resolve_incident_id=incident_id)
+    else:
+        raise IllegalState(f"incident {incident_id} has an action Hotline cannot replay: {name!r}")
+    return {"incident_id": incident_id, "instance_id": instance_id}
+
+
+def _complete_again(ctx, instance_id: int, incident_id: int, action: dict, actor: str) -> None:
+    task_id, data, done_by = action["task_id"], action.get("data") or {}, action.get("actor", actor)
+
+    def redo(step: Step) -> None:
+        row = step.session.get(HumanTask, task_id)
+        if row is None or row.status not in TaskStatus.ACTIVE:
+            raise Conflict(f"task {task_id} is no longer open")
+        task = step.workflow.get_task_from_id(UUID(row.spiff_task_id))
+        if task is None or task.state != TaskState.READY:
+            raise Conflict(f"task {task_id} is no longer waiting for input")
+        task.set_data(**data)
+        task.run()
+        row.status, row.completed_at, row.completed_by = TaskStatus.COMPLETED, clock.now(), done_by
+        step.record("task_completed", row.element_id, task_id=task_id, title=row.title, retried_by=actor)
+
+    run_on_instance(ctx, instance_id, actor, redo, incident_action=action, resolve_incident_id=incident_id)
+
+
+def _close(ctx, incident_id: int, actor: str) -> None:
+    with ctx.db.transaction() as s:
+        incident = s.get(Incident, incident_id)
+        incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), actor

@@ -1,0 +1,48 @@
+"""The context of one engine transaction, shared by the runtime and the sync step."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+
+from app.models import InstanceEvent, ProcessInstance
+
+from . import clock
+from .compile import CompiledVersion
+
+
+@dataclass
+class Step:
+    """What one engine transaction works on."""
+
+    session: Session
+    instance: ProcessInstance
+    compiled: CompiledVersion
+    workflow: BpmnWorkflow
+    actor: str
+    started_ts: float = field(default_factory=time.time)
+    events: list[InstanceEvent] = field(default_factory=list)
+    resolve_incident_id: int | None = None
+
+    def record(self, kind: str, element_id: str | None = None, **detail: Any) -> None:
+        self.events.append(InstanceEvent(instance_id=self.instance.id, at=clock.now(), kind=kind,
+                                         element_id=element_id, actor=self.actor, detail=jsonable(detail)))
+
+
+class StepError(Exception):
+    """A script, expression or service failed while the engine ran."""
+
+    def __init__(self, message: str, element_id: str | None):
+        super().__init__(message)
+        self.element_id = element_id
+
+
+def jsonable(value: Any) -> Any:
+    """Make task data storable as JSON (Decimal and datetimes become strings)."""
+    return json.loads(json.dumps(value, default=str))
+
+

@@ -1,0 +1,212 @@
+"""Keep the tables people and workers read in step with the workflow, in its transaction.
+
+``human_task`` (the inboxes), ``timer`` (what is due when), ``message_subscription``
+(what waits for which message) and the ``instance_event`` history are derived from
+the workflow after every engine transaction; nothing else writes them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from app.models import BufferedMessage, HumanTask, MessageSubscription, TaskCandidate, TaskStatus, Timer
+
+from . import clock
+from .correlation import canonical, deliver, expected_correlation, matches
+from .scripting import SCRIPT_ENGINE
+from .step import Step, StepError
+from .timing import advance, message_definitions, timer_due
+
+_HISTORY_STATES = {TaskState.COMPLETED: "step_completed", TaskState.CANCELLED: "step_cancelled",
+                   TaskState.WAITING: "step_waiting", TaskState.ERROR: "step_failed"}
+_MAX_BUFFERED_ROUNDS = 20
+
+
+def _waiting_catch_tasks(step: Step):
+    return [t for t in step.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
+
+
+def sync_history(step: Step) -> None:
+    """Record every BPMN step whose state changed in this transaction."""
+    for task in step.workflow.get_tasks(updated_ts=step.started_ts):
+        bpmn_id = task.task_spec.bpmn_id
+        kind = _HISTORY_STATES.get(task.state)
+        if bpmn_id is None or kind is None or task.task_spec.manual and kind == "step_completed":
+            continue  # human tasks are recorded as task_completed by the action itself
+        step.record(kind, bpmn_id, name=step.compiled.element(bpmn_id).get("name") or bpmn_id)
+
+
+# --- human tasks -----------------------------------------------------------------
+
+def _evaluate(step: Step, task, element_id: str, what: str, value: str) -> Any:
+    if not value.startswith("="):
+        return value
+    try:
+        return SCRIPT_ENGINE.environment.evaluate(value[1:], dict(task.data))
+    except Exception as exc:
+        raise StepError(f"{what} expression {value!r} failed: {exc}", element_id) from exc
+
+
+def _due_at(step: Step, task, element_id: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    raw = _evaluate(step, task, element_id, "due date", value)
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, datetime):
+        return raw if raw.tzinfo else raw.replace(tzinfo=clock.now().tzinfo)
+    if isinstance(raw, timedelta):
+        return clock.now() + raw
+    text = str(raw).strip()
+    try:
+        if text.upper().startswith("P"):
+            parsed = TimerEventDefinition.parse_iso_duration(text)
+            return clock.now() + TimerEventDefinition.get_timedelta_from_start(parsed, clock.now())
+        return TimerEventDefinition.get_datetime(text)
+    except Exception as exc:
+        raise StepError(f"due date {text!r} is neither an ISO date nor an ISO duration", element_id) from exc
+
+
+def _priority(step: Step, task, element_id: str, value: str | None, default: int) -> int:
+    if not value:
+        return default
+    raw = _evaluate(step, task, element_id, "priority", value)
+    try:
+        return int(raw)
+    except (TypeError, ValueError) as exc:
+        raise StepError(f"priority {raw!r} is not a whole number", element_id) from exc
+
+
+def _new_human_task(step: Step, task) -> HumanTask:
+    element_id = task.task_spec.bpmn_id
+    info = step.compiled.element(element_id)
+    assignee = info.get("assignee")
+    if assignee:
+        assignee = _evaluate(step, task, element_id, "assignee", assignee) or None
+    now = clock.now()
+    row = HumanTask(
+        instance_id=step.instance.id,
+        spiff_task_id=str(task.id),
+        element_id=element_id,
+        title=(info.get("name") or task.task_spec.bpmn_name or element_id)[:300],
+        candidate_groups=list(info.get("candidate_groups") or []),
+        candidate_users=list(info.get("candidate_users") or []),
+        assignee=str(assignee) if assignee else None,
+        status=TaskStatus.CLAIMED if assignee else TaskStatus.OPEN,
+        form_key=info.get("form_key"),
+        priority=_priority(step, task, element_id, info.get("priority"), step.instance.priority),
+        due_at=_due_at(step, task, element_id, info.get("due")),
+        created_at=now,
+        claimed_at=now if assignee else None,
+        claimed_by="system" if assignee else None,
+    )
+    return row
+
+
+def sync_human_tasks(step: Step) -> None:
+    s = step.session
+    ready = {str(t.id): t for t in step.workflow.get_tasks(state=TaskState.READY, manual=True)}
+    rows = s.scalars(select(HumanTask).where(HumanTask.instance_id == step.instance.id,
+                                             HumanTask.status.in_(TaskStatus.ACTIVE))).all()
+    known = {r.spiff_task_id for r in rows}
+    for row in rows:
+        if row.spiff_task_id not in ready:
+            row.status = TaskStatus.CANCELLED
+            step.record("task_cancelled", row.element_id, task_id=row.id, title=row.title)
+    for spiff_id, task in ready.items():
+        if spiff_id in known:
+            continue
+        row = _new_human_task(step, task)
+        s.add(row)
+        s.flush()
+        for group in row.candidate_groups:
+            s.add(TaskCandidate(task_id=row.id, kind="group", name=group))
+        for user in row.candidate_users:
+            s.add(TaskCandidate(task_id=row.id, kind="user", name=user))
+        step.record("task_created", row.element_id, task_id=row.id, title=row.title,
+                    groups=row.candidate_groups, assignee=row.assignee)
+
+
+# --- timers --------------------------------------------------------------------
+
+def sync_timers(step: Step) -> None:
+    s = step.session
+    want: dict[str, tuple[str, datetime]] = {}
+    for task in _waiting_catch_tasks(step):
+        due = timer_due(task)
+        if due is not None:
+            want[str(task.id)] = (task.task_spec.bpmn_id, due)
+    for row in s.scalars(select(Timer).where(Timer.instance_id == step.instance.id)).all():
+        wanted = want.get(row.spiff_task_id)
+        if wanted is None or wanted[1] != row.due_at:
+            s.delete(row)
+        else:
+            del want[row.spiff_task_id]
+    for spiff_id, (element_id, due) in want.items():
+        s.add(Timer(instance_id=step.instance.id, spiff_task_id=spiff_id, element_id=element_id, due_at=due))
+
+
+# --- message subscriptions -----------------------------------------------------
+
+def _wanted_subscriptions(step: Step) -> dict[tuple[str, str], tuple[Any, dict, dict]]:
+    want = {}
+    for task in _waiting_catch_tasks(step):
+        for definition in message_definitions(task.task_spec.event_definition):
+            expected, retrieval = expected_correlation(task, definition)
+            want[(str(task.id), definition.name)] = (task, expected, retrieval)
+    return want
+
+
+def sync_subscriptions(step: Step) -> None:
+    """Sync subscriptions; a new one first looks for a buffered message it can take."""
+    s = step.session
+    for _ in range(_MAX_BUFFERED_ROUNDS):
+        want = _wanted_subscriptions(step)
+        rows = s.scalars(select(MessageSubscription).where(
+            MessageSubscription.instance_id == step.instance.id)).all()
+        existing = {(r.spiff_task_id, r.message_name): r for r in rows}
+        new = [k for k in want if k not in existing]
+        if new and _take_buffered(step, [(k, want[k]) for k in new]):
+            advance(step.workflow)
+            continue
+        for key, row in existing.items():
+            if key not in want:
+                s.delete(row)
+            else:
+                _, expected, retrieval = want[key]
+                if row.correlation_key != canonical(expected):
+                    row.correlation, row.correlation_key = expected, canonical(expected)
+                    row.retrieval = retrieval
+        for key in new:
+            task, expected, retrieval = want[key]
+            s.add(MessageSubscription(instance_id=step.instance.id, spiff_task_id=key[0],
+                                      element_id=task.task_spec.bpmn_id, message_name=key[1],
+                                      correlation=expected, correlation_key=canonical(expected),
+                                      retrieval=retrieval))
+        return
+    raise StepError("buffered messages kept restarting the process; stopped after "
+                    f"{_MAX_BUFFERED_ROUNDS} rounds", None)
+
+
+def _take_buffered(step: Step, new) -> bool:
+    s = step.session
+    names = {key[1] for key, _ in new}
+    buffered = s.scalars(select(BufferedMessage).where(BufferedMessage.message_name.in_(names),
+                                                       BufferedMessage.expires_at > clock.now())
+                         .order_by(BufferedMessage.id)).all()
+    for message in buffered:
+        for (spiff_id, name), (task, expected, retrieval) in new:
+            if name != message.message_name or not matches(expected, retrieval, message.correlation,
+                                                           message.payload):
+                continue
+            taken = s.execute(delete(BufferedMessage).where(BufferedMessage.id == message.id))
+            if taken.rowcount != 1:
+                break  # another instance took it first
+            if deliver(step, spiff_id, name, message.correlation, message.payload):
+                return True
+            raise StepError(f"buffered message {name!r} matched but was refused", task.task_spec.bpmn_id)
+    return False
