@@ -45,7 +45,7 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         env = os.environ.get("HOTLINE_ENV", "development")
         instance = _instance_dir()
         db_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance / 'hotline.db'}"
@@ -61,7 +61,7 @@ class Settings:
             timezone=os.environ.get("HOTLINE_TIMEZONE", "Asia/Shanghai"),
         )
 
-    def but(self, **changes) -> "Settings":
+    def but(self, **changes) -> Settings:
         return replace(self, **changes)
 
 

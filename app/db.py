@@ -1,9 +1,9 @@
 """SQLAlchemy engine and transaction scope: plain SQLAlchemy 2, usable without Flask."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine

@@ -5,8 +5,8 @@ one transaction (see ``runtime.py``). Nothing here imports Flask, web, api or wo
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from app.db import Database
 

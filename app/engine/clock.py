@@ -20,7 +20,7 @@ def now() -> _dt.datetime:
     """Current time, timezone-aware UTC."""
     if _frozen is not None:
         return _frozen
-    return _dt.datetime.now(_dt.timezone.utc) + _offset
+    return _dt.datetime.now(_dt.UTC) + _offset
 
 
 def freeze(at: _dt.datetime | None = None) -> _dt.datetime:
@@ -30,7 +30,7 @@ def freeze(at: _dt.datetime | None = None) -> _dt.datetime:
         at = at or now()
         if at.tzinfo is None:
             raise ValueError("freeze() needs an aware datetime")
-        _frozen = at.astimezone(_dt.timezone.utc)
+        _frozen = at.astimezone(_dt.UTC)
         return _frozen
 
 

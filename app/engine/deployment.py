@@ -1,9 +1,9 @@
 """Store a validated library: a new process version only where the files changed."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session

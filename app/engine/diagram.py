@@ -7,8 +7,8 @@ It also lists every expression in a file so that validation can compile each one
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from lxml import etree
 
@@ -79,6 +79,10 @@ def describe_elements(process: etree._Element) -> dict[str, dict]:
             "lane": lanes.get(node.get("id")),
             "documentation": (doc.text or "").strip() if doc is not None and doc.text else "",
         }
+        if kind in HUMAN_TYPES or kind == "startEvent":
+            fields = inline_form_fields(node)
+            if fields:
+                info["form_fields"] = fields
         if kind in HUMAN_TYPES:
             groups = _split(props.get("candidateGroups"))
             if not groups and info["lane"]:
@@ -93,6 +97,26 @@ def describe_elements(process: etree._Element) -> dict[str, dict]:
             )
         out[node.get("id")] = info
     return out
+
+
+def inline_form_fields(node: etree._Element) -> list[dict]:
+    """Fields of a form defined in the diagram itself (Camunda Modeler's generated forms)."""
+    fields = []
+    for field in node.iterfind("./bpmn:extensionElements/camunda:formData/camunda:formField", NS):
+        entry = {"id": field.get("id"), "label": field.get("label") or field.get("id"),
+                 "type": field.get("type") or "string"}
+        if field.get("defaultValue") is not None:
+            entry["default"] = field.get("defaultValue")
+        values = [{"id": v.get("id"), "name": v.get("name") or v.get("id")}
+                  for v in field.iterfind("./camunda:value", NS)]
+        if values:
+            entry["choices"] = values
+        constraints = {c.get("name"): c.get("config") for c in
+                       field.iterfind("./camunda:validation/camunda:constraint", NS)}
+        if "required" in constraints:
+            entry["required"] = True
+        fields.append(entry)
+    return fields
 
 
 @dataclass(frozen=True)

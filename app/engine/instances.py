@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
-from SpiffWorkflow.util.task import TaskState
 
 from app.errors import HotlineError, IllegalState, InvalidInput, NotFound, StepFailed
 from app.models import (

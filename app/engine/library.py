@@ -7,11 +7,10 @@ the database; ``deploy`` in ``deployment.py`` stores what this module accepted.
 from __future__ import annotations
 
 import hashlib
-
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -261,8 +260,13 @@ def _check_assignment(lib: Library, file: str, elements: dict[str, dict], forms_
                 lib.problems.append(Problem(file, element_id, f"form key '{form_key}' is a Camunda form; "
                                             "Hotline shows a generic form for it", "warning"))
             elif forms_dir is not None and not (forms_dir / f"{form_key}.json").is_file():
-                lib.problems.append(Problem(file, element_id,
-                                            f"form key '{form_key}' has no file forms/{form_key}.json"))
+                if info.get("form_fields"):
+                    lib.problems.append(Problem(file, element_id, f"form key '{form_key}' has no file "
+                                                f"forms/{form_key}.json; the fields defined in the diagram are "
+                                                "used", "warning"))
+                else:
+                    lib.problems.append(Problem(file, element_id,
+                                                f"form key '{form_key}' has no file forms/{form_key}.json"))
         lane = info.get("lane")
         if known_groups is not None and lane and lane not in known_groups and lane not in unknown_lanes:
             unknown_lanes.add(lane)

@@ -11,7 +11,6 @@ from app.models import (
     HumanTask,
     Incident,
     InstanceEvent,
-    InstanceStatus,
     ProcessInstance,
     ProcessModel,
     ProcessVersion,

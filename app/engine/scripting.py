@@ -6,7 +6,7 @@ of helpers, not the application's internals.
 from __future__ import annotations
 
 import datetime as _datetime_module
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +31,7 @@ def _parse_datetime(value: str | datetime) -> datetime:
         parsed = value
     else:
         parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_datetime_module.UTC)
 
 
 def _add(value: str | datetime, **delta: float) -> datetime:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import select, update
 from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select, update
 
 from app.errors import Conflict, Forbidden, NotFound
 from app.models import HumanTask, InstanceEvent, TaskStatus

@@ -28,7 +28,7 @@ class User(Base):
     locale: Mapped[str] = mapped_column(String(10), default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    groups: Mapped[list["Group"]] = relationship(secondary=membership, back_populates="members")
+    groups: Mapped[list[Group]] = relationship(secondary=membership, back_populates="members")
 
 
 class Group(Base):

@@ -22,7 +22,7 @@ class ProcessModel(Base):
         ForeignKey("process_version.id", use_alter=True, name="fk_process_model_latest_version")
     )
 
-    latest_version: Mapped["ProcessVersion | None"] = relationship(foreign_keys=[latest_version_id])
+    latest_version: Mapped[ProcessVersion | None] = relationship(foreign_keys=[latest_version_id])
 
 
 class ProcessVersion(Base):

@@ -7,8 +7,9 @@ so a typo is a validation error, not a crash in the middle of a call.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""flask --app wsgi bpmn validate|deploy|list"""
+from __future__ import annotations
+
+import click
+
+from app.engine import queries
+from app.errors import LibraryInvalid
+
+from .common import HotlineGroup, emit, hotline, json_option, table
+
+bpmn = HotlineGroup("bpmn", help="Validate, deploy and list BPMN processes.")
+
+
+def _paths(paths: tuple[str, ...]) -> list[str]:
+    return list(paths) or [str(hotline().settings.bpmn_dir)]
+
+
+def _problem_lines(problems) -> None:
+    for p in problems:
+        click.echo(f"{p.severity}: {p}", err=p.severity == "error")
+
+
+@bpmn.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path())
+@json_option
+def validate(paths):
+    """Check BPMN/DMN files (default: bpmn/) without deploying anything."""
+    library = hotline().engine.validate(_paths(paths))
+    result = {"valid": not library.errors, "processes": sorted(library.definitions),
+              "problems": [p.to_dict() for p in library.problems]}
+
+    def human(_):
+        _problem_lines(library.problems)
+        if not library.errors:
+            click.echo(f"ok: {len(library.definitions)} process(es) valid: {', '.join(sorted(library.definitions))}")
+
+    emit(result, human)
+    if library.errors:
+        raise LibraryInvalid(library.errors)
+
+
+@bpmn.command("deploy")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--user", "actor", default="admin", show_default=True, help="Who deploys.")
+@json_option
+def deploy(paths, actor):
+    """Validate, then deploy changed processes (default: bpmn/). All or nothing."""
+    results, library = hotline().engine.deploy(_paths(paths), actor)
+    out = {"deployed": [r.__dict__ for r in results], "warnings": [p.to_dict() for p in library.warnings]}
+
+    def human(_):
+        _problem_lines(library.warnings)
+        for r in results:
+            click.echo(f"{r.key}: version {r.version} ({'new' if r.created else 'unchanged'})")
+
+    emit(out, human)
+
+
+@bpmn.command("list")
+@json_option
+def list_processes():
+    """Deployed processes and their latest versions."""
+    with hotline().db.transaction() as s:
+        rows = queries.processes(s)
+    emit(rows, lambda r: table(r, [("key", "KEY"), ("version", "VERSION"), ("title", "TITLE"), ("file", "FILE"),
+                                   ("deployed_at", "DEPLOYED")], "no processes deployed"))
+
+

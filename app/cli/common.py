@@ -1,0 +1,117 @@
+"""What every CLI command shares: --json output, one-line errors, JSON arguments."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from app.container import Hotline
+from app.errors import HotlineError, InvalidInput
+
+
+def hotline() -> Hotline:
+    return current_app.extensions["hotline"]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_default, ensure_ascii=False, indent=2)
+
+
+def wants_json() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("hotline.json"))
+
+
+def json_option(func: Callable) -> Callable:
+    def remember(ctx: click.Context, _param, value: bool) -> bool:
+        ctx.meta["hotline.json"] = value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=False, is_eager=True,
+                        callback=remember, help="Machine-readable JSON output.")(func)
+
+
+def parse_json_object(text: str | None, what: str) -> dict:
+    if text is None or text == "":
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc.msg} at column {exc.colno}") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object like '{{\"key\": \"value\"}}'")
+    return value
+
+
+def emit(value: Any, human: Callable[[Any], None] | str | None = None) -> None:
+    """Print ``value`` as JSON under --json, else the human form."""
+    if wants_json():
+        click.echo(dumps(value))
+    elif callable(human):
+        human(value)
+    elif human is not None:
+        click.echo(human)
+    else:
+        click.echo(dumps(value))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+def table(rows: Iterable[dict], columns: list[tuple[str, str]], empty: str = "(none)") -> None:
+    rows = list(rows)
+    if not rows:
+        click.echo(empty)
+        return
+    cells = [[_cell(r.get(key)) for key, _ in columns] for r in rows]
+    widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (_, title) in enumerate(columns)]
+    widths = [min(w, 60) for w in widths]
+    click.echo("  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True)).rstrip())
+    for c in cells:
+        click.echo("  ".join(v[:60].ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
+
+
+class HotlineGroup(AppGroup):
+    """A command group whose commands fail with one line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HotlineError as exc:
+            _fail(exc.message, exc.to_dict())
+        except (OperationalError, ProgrammingError) as exc:
+            text = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+            if "no such table" in text or "does not exist" in text:
+                _fail("the database is not set up; run: flask --app wsgi db upgrade",
+                      {"error": "database_not_migrated"})
+            _fail(f"database error: {text.splitlines()[0]}", {"error": "database_error"})
+
+
+def _fail(message: str, payload: dict) -> None:
+    if wants_json():
+        click.echo(dumps(payload))
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
