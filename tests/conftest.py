@@ -23,7 +23,9 @@ from app.services import identity
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 REQUIRE_SERVICES = os.environ.get("HOTLINE_REQUIRE_SERVICES") == "1"
-PG_URL = os.environ.get("HOTLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/hotline_test")
+PG_SERVER = os.environ.get("HOTLINE_TEST_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
+# One database per test session, so parallel runs on one machine never share tables.
+PG_URL = f"{PG_SERVER}/hotline_test_{os.getpid()}"
 
 
 def unavailable(what: str, why: str):
@@ -32,13 +34,11 @@ def unavailable(what: str, why: str):
     pytest.skip(f"{what} unavailable: {why}")
 
 
-def _ensure_pg_database(url: str) -> None:
-    base, _, name = url.rpartition("/")
-    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+def _pg_admin(sql: str) -> None:
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(sql))
     finally:
         admin.dispose()
 
@@ -53,17 +53,18 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
+def pg_url():
+    name = PG_URL.rsplit("/", 1)[1]
     try:
-        _ensure_pg_database(PG_URL)
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg_admin(f'CREATE DATABASE "{name}"')
         db = Database(PG_URL)
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         upgrade(db)
         db.dispose()
     except Exception as exc:  # noqa: BLE001
         unavailable("PostgreSQL", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-    return PG_URL
+    yield PG_URL
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _truncate_pg(db: Database) -> None:

@@ -6,22 +6,12 @@ from sqlalchemy import select
 
 from app import migrate
 from app.models import User
-from app.services import identity
+from app.services import demo, identity
 
 from .common import HotlineGroup, emit, hotline, json_option, table
 
 db = HotlineGroup("db", help="Database schema.")
 users = HotlineGroup("users", help="Users and groups.")
-
-DEMO_USERS = [
-    # (username, display name, groups)
-    ("li.na", "Li Na 李娜", ["hotline"]),
-    ("wang.wei", "Wang Wei 王伟", ["hotline"]),
-    ("zhang.min", "Zhang Min 张敏", ["hotline-supervisors", "hotline"]),
-    ("chen.jie", "Chen Jie 陈杰", ["water-dept"]),
-    ("liu.yang", "Liu Yang 刘洋", ["finance"]),
-]
-
 
 @db.command("upgrade")
 @click.argument("revision", default="head")
@@ -89,10 +79,5 @@ def list_users():
 def seed_demo():
     """Demo agents, a supervisor and department staff (idempotent)."""
     with hotline().db.transaction() as s:
-        for username, name, groups in DEMO_USERS:
-            identity.ensure_user(s, username, display_name=name, groups=groups)
-        for username, _, _ in DEMO_USERS:
-            user = identity.find_user(s, username)
-            if user.password_hash is None:
-                identity.set_password(user, "demo-" + username)
-    click.echo("demo users: " + ", ".join(u for u, _, _ in DEMO_USERS) + " (password: demo-<username>)")
+        names = demo.seed_users(s)
+    click.echo("demo users: " + ", ".join(names) + " (password: demo-<username>)")

@@ -7,6 +7,8 @@ from typing import Any
 from lxml import etree
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
+from app.schemas.forms import from_inline_fields, load_text
+
 from .dialects import DIALECTS, Dialect
 from .scripting import SCRIPT_ENGINE
 
@@ -20,6 +22,8 @@ def build_parser(dialect: Dialect, files: dict[str, str], validate: bool):
     """A parser loaded with every file; DMN files go to every dialect's parser."""
     parser = dialect.make_parser(validate)
     for name, text in sorted(files.items()):
+        if not name.endswith((".bpmn", ".dmn")):
+            continue  # form files travel with the version; they are not parsed here
         root = parse_xml(text, name)
         if name.endswith(".dmn"):
             parser.add_dmn_xml(root, filename=name)
@@ -47,7 +51,7 @@ class CompiledVersion:
     spec: Any
     subprocess_specs: dict
     elements: dict[str, dict]
-    extra: dict = field(default_factory=dict)
+    forms: dict[str, dict] = field(default_factory=dict)  # {form key: definition}
 
     def new_workflow(self) -> BpmnWorkflow:
         return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=SCRIPT_ENGINE)
@@ -55,10 +59,22 @@ class CompiledVersion:
     def element(self, element_id: str) -> dict:
         return self.elements.get(element_id, {})
 
+    def form_for(self, element_id: str) -> dict | None:
+        """The form a task's data is checked against: its form file, else fields in the diagram."""
+        info = self.element(element_id)
+        key = info.get("form_key")
+        if key and key in self.forms:
+            return self.forms[key]
+        if info.get("form_fields"):
+            return from_inline_fields(info["form_fields"])
+        return None
+
 
 def compile_version(version_id: int, key: str, dialect_name: str, files: dict[str, str],
                     elements: dict[str, dict]) -> CompiledVersion:
     dialect = DIALECTS[dialect_name]
     parser = build_parser(dialect, files, validate=False)
     spec, subprocess_specs = specs_for(parser, key)
-    return CompiledVersion(version_id, key, dialect, spec, subprocess_specs, elements)
+    forms = {name[len("forms/"):-len(".json")]: load_text(text, name)
+             for name, text in files.items() if name.startswith("forms/") and name.endswith(".json")}
+    return CompiledVersion(version_id, key, dialect, spec, subprocess_specs, elements, forms)

@@ -16,6 +16,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from app.schemas import forms
 from app.services import registry as services
 
 from . import diagram
@@ -209,7 +210,7 @@ def _describe_processes(lib: Library, parser, dialect_name: str, files: dict[str
                 if isinstance(ts, HotlineServiceTask) and services.get(ts.operation_name) is None:
                     lib.problems.append(Problem(own_file, ts.bpmn_id,
                                                 f"unknown service operation '{ts.operation_name}'"))
-        _check_assignment(lib, own_file, elements, forms_dir, known_groups)
+        used_forms = _check_assignment(lib, own_file, elements, forms_dir, known_groups)
         if len(lib.errors) > before:
             continue
         node = parser.process_parsers[key].node if not is_collab else None
@@ -220,7 +221,7 @@ def _describe_processes(lib: Library, parser, dialect_name: str, files: dict[str
             title=title.strip(),
             file=own_file,
             dialect=dialect_name,
-            files={name: files[name] for name in sorted(used_files)},
+            files={**{name: files[name] for name in sorted(used_files)}, **used_forms},
             elements=elements,
             message_starts=[] if is_collab else _message_starts(parser, node),
             business_key_prefix=(prefix or business_key_prefix(key))[:20],
@@ -251,15 +252,25 @@ def _check_expressions(lib: Library, file: str, process_node: etree._Element) ->
 
 
 def _check_assignment(lib: Library, file: str, elements: dict[str, dict], forms_dir: Path | None,
-                      known_groups: set[str] | None) -> None:
+                      known_groups: set[str] | None) -> dict[str, str]:
+    """Check form keys, lanes and assignment expressions; returns {"forms/<key>.json": text} used."""
     unknown_lanes: set[str] = set()
+    used_forms: dict[str, str] = {}
     for element_id, info in elements.items():
         form_key = info.get("form_key")
         if form_key:
             if _EXTERNAL_FORM.match(form_key):
                 lib.problems.append(Problem(file, element_id, f"form key '{form_key}' is a Camunda form; "
                                             "Hotline shows a generic form for it", "warning"))
-            elif forms_dir is not None and not (forms_dir / f"{form_key}.json").is_file():
+            elif forms_dir is not None and (forms_dir / f"{form_key}.json").is_file():
+                name = f"forms/{form_key}.json"
+                text = (forms_dir / f"{form_key}.json").read_text(encoding="utf-8")
+                try:
+                    forms.load_text(text, name)
+                    used_forms[name] = text
+                except forms.FormError as exc:
+                    lib.problems.append(Problem(name, element_id, str(exc)))
+            elif forms_dir is not None:
                 if info.get("form_fields"):
                     lib.problems.append(Problem(file, element_id, f"form key '{form_key}' has no file "
                                                 f"forms/{form_key}.json; the fields defined in the diagram are "
@@ -279,6 +290,7 @@ def _check_assignment(lib: Library, file: str, elements: dict[str, dict], forms_
                 except SyntaxError as exc:
                     lib.problems.append(Problem(file, element_id, f"{expr_name} expression does not "
                                                 f"compile: {exc.msg}: {value!r}"))
+    return used_forms
 
 
 def _message_starts(parser, node: etree._Element | None) -> list[tuple[str, str]]:

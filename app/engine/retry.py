@@ -1,18 +1,15 @@
 """Retry an incident: replay the action that failed, and close the incident if it works."""
 from __future__ import annotations
 
-from uuid import UUID
-
-from SpiffWorkflow.util.task import TaskState
-
 from app.errors import Conflict, IllegalState, NotFound
-from app.models import HumanTask, Incident, TaskStatus
+from app.models import Incident
 
 from . import clock
 from .correlation import deliver
 from .instances import start
 from .runtime import run_on_instance
 from .step import Step
+from .tasks import finish_task
 from .timers import fire_instance_timers
 
 
@@ -47,19 +44,8 @@ def retry(ctx, incident_id: int, actor: str) -> dict:
 
 
 def _complete_again(ctx, instance_id: int, incident_id: int, action: dict, actor: str) -> None:
-    task_id, data, done_by = action["task_id"], action.get("data") or {}, action.get("actor", actor)
-
     def redo(step: Step) -> None:
-        row = step.session.get(HumanTask, task_id)
-        if row is None or row.status not in TaskStatus.ACTIVE:
-            raise Conflict(f"task {task_id} is no longer open")
-        task = step.workflow.get_task_from_id(UUID(row.spiff_task_id))
-        if task is None or task.state != TaskState.READY:
-            raise Conflict(f"task {task_id} is no longer waiting for input")
-        task.set_data(**data)
-        task.run()
-        row.status, row.completed_at, row.completed_by = TaskStatus.COMPLETED, clock.now(), done_by
-        step.record("task_completed", row.element_id, task_id=task_id, title=row.title, retried_by=actor)
+        finish_task(step, action["task_id"], action.get("data") or {}, action.get("actor", actor), retried_by=actor)
 
     run_on_instance(ctx, instance_id, actor, redo, incident_action=action, resolve_incident_id=incident_id)
 

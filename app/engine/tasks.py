@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from app.errors import Conflict, Forbidden, NotFound
 from app.models import HumanTask, InstanceEvent, TaskStatus
+from app.schemas import forms
 from app.services import identity
 
 from . import clock, permissions
@@ -112,19 +113,29 @@ def complete(ctx, task_id: int, actor: str, data: dict | None = None) -> None:
         instance_id = row.instance_id
 
     def action(step: Step) -> None:
-        current = step.session.get(HumanTask, task_id)
-        _require_active(current)
-        task = step.workflow.get_task_from_id(UUID(current.spiff_task_id))
-        if task is None or task.state != TaskState.READY:
-            raise Conflict(f"task {task_id} is no longer waiting for input")
-        changes = {k: v for k, v in data.items() if task.data.get(k, object()) != v}
-        task.set_data(**data)
-        task.run()
-        now = clock.now()
-        current.status, current.completed_at, current.completed_by = TaskStatus.COMPLETED, now, actor
-        if current.assignee is None:
-            current.assignee, current.claimed_at, current.claimed_by = actor, now, actor
-        step.record("task_completed", current.element_id, task_id=task_id, title=current.title, changes=changes)
+        finish_task(step, task_id, data, actor)
 
     run_on_instance(ctx, instance_id, actor, action,
                     incident_action={"name": "complete", "task_id": task_id, "actor": actor, "data": data})
+
+
+def finish_task(step: Step, task_id: int, data: dict, actor: str, **detail) -> None:
+    """Check the form data, hand it to the workflow task and mark the row completed."""
+    current = step.session.get(HumanTask, task_id)
+    if current is None:
+        raise NotFound(f"task {task_id} does not exist")
+    _require_active(current)
+    task = step.workflow.get_task_from_id(UUID(current.spiff_task_id))
+    if task is None or task.state != TaskState.READY:
+        raise Conflict(f"task {task_id} is no longer waiting for input")
+    form = step.compiled.form_for(current.element_id)
+    values = forms.clean(form, data) if form is not None else data
+    changes = {k: v for k, v in values.items() if task.data.get(k, object()) != v}
+    task.set_data(**values)
+    task.run()
+    now = clock.now()
+    current.status, current.completed_at, current.completed_by = TaskStatus.COMPLETED, now, actor
+    if current.assignee is None:
+        current.assignee, current.claimed_at, current.claimed_by = actor, now, actor
+    step.record("task_completed", current.element_id, task_id=task_id, title=current.title, changes=changes,
+                **detail)
