@@ -1,6 +1,7 @@
 """Turn BPMN/DMN texts into SpiffWorkflow specs (used by deploy and by the spec cache)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from app.schemas.forms import from_inline_fields, load_text
 
 from .dialects import DIALECTS, Dialect
-from .scripting import SCRIPT_ENGINE
+from .scripting import HotlineScriptEngine
 
 
 def parse_xml(text: str, filename: str) -> etree._Element:
@@ -52,9 +53,10 @@ class CompiledVersion:
     subprocess_specs: dict
     elements: dict[str, dict]
     forms: dict[str, dict] = field(default_factory=dict)  # {form key: definition}
+    script_engine: HotlineScriptEngine = field(default_factory=HotlineScriptEngine)
 
     def new_workflow(self) -> BpmnWorkflow:
-        return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=SCRIPT_ENGINE)
+        return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=self.script_engine)
 
     def element(self, element_id: str) -> dict:
         return self.elements.get(element_id, {})
@@ -77,4 +79,7 @@ def compile_version(version_id: int, key: str, dialect_name: str, files: dict[st
     spec, subprocess_specs = specs_for(parser, key)
     forms = {name[len("forms/"):-len(".json")]: load_text(text, name)
              for name, text in files.items() if name.startswith("forms/") and name.endswith(".json")}
-    return CompiledVersion(version_id, key, dialect, spec, subprocess_specs, elements, forms)
+    lookups = {name[len("lookups/"):-len(".json")]: json.loads(text)
+               for name, text in files.items() if name.startswith("lookups/") and name.endswith(".json")}
+    return CompiledVersion(version_id, key, dialect, spec, subprocess_specs, elements, forms,
+                           HotlineScriptEngine(lookups))

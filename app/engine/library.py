@@ -7,6 +7,7 @@ the database; ``deploy`` in ``deployment.py`` stores what this module accepted.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -85,7 +86,8 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[dict[str, str], list[Pro
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".bpmn", ".dmn") and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.is_file() and (
+                p.suffix in (".bpmn", ".dmn") or (p.suffix == ".json" and p.parent.name == "lookups")))
             entries = [(p, p.relative_to(path).as_posix()) for p in found]
         elif path.is_file():
             entries = [(path, path.name)]
@@ -93,7 +95,9 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[dict[str, str], list[Pro
             problems.append(Problem(str(path), None, "no such file or directory"))
             continue
         for file, name in entries:
-            if file.suffix not in (".bpmn", ".dmn"):
+            if file.suffix == ".json":
+                name = f"lookups/{file.name}"
+            elif file.suffix not in (".bpmn", ".dmn"):
                 problems.append(Problem(name, None, "not a .bpmn or .dmn file"))
                 continue
             if name in files:
@@ -134,6 +138,8 @@ def load_library(paths: Iterable[str | Path], forms_dir: Path | None,
 def check_files(files: dict[str, str], forms_dir: Path | None, known_groups: set[str] | None = None,
                 problems: list[Problem] | None = None) -> Library:
     lib = Library(problems=list(problems or []))
+    lookups = _lookup_tables(lib, {n: t for n, t in files.items() if n.startswith("lookups/")})
+    files = {n: t for n, t in files.items() if not n.startswith("lookups/")}
     roots: dict[str, etree._Element] = {}
     for name, text in files.items():
         try:
@@ -168,13 +174,12 @@ def check_files(files: dict[str, str], forms_dir: Path | None, known_groups: set
                 added.append(name)
             except (SpiffWorkflowException, etree.LxmlError, ValueError, KeyError) as exc:
                 lib.problems.append(_spiff_problem(name, exc))
-        _describe_processes(lib, parser, dialect_name, files, roots, forms_dir, known_groups)
+        _describe_processes(lib, parser, dialect_name, files, lookups, forms_dir, known_groups)
     return lib
 
 
 def _describe_processes(lib: Library, parser, dialect_name: str, files: dict[str, str],
-                        roots: dict[str, etree._Element], forms_dir: Path | None,
-                        known_groups: set[str] | None) -> None:
+                        lookups: dict[str, str], forms_dir: Path | None, known_groups: set[str] | None) -> None:
     executable = [pid for pid, pp in parser.process_parsers.items() if pp.process_executable]
     collaborations = {
         cid: [p for p in parts if p in executable]
@@ -196,12 +201,19 @@ def _describe_processes(lib: Library, parser, dialect_name: str, files: dict[str
         ]
         process_ids = list(dict.fromkeys(process_ids))
         used_files = {own_file}
+        used_tables: dict[str, str] = {}
         elements: dict[str, dict] = {}
         for pid in process_ids:
             pp = parser.process_parsers[pid]
             used_files.add(pp.filename)
             elements.update(diagram.describe_elements(pp.node))
-            _check_expressions(lib, pp.filename, pp.node)
+            for element_id, table in _check_expressions(lib, pp.filename, pp.node):
+                name = f"lookups/{table}.json"
+                if name in lookups:
+                    used_tables[name] = lookups[name]
+                else:
+                    lib.problems.append(Problem(pp.filename, element_id, f"lookup table '{table}' has no file "
+                                                f"lookups/{table}.json in the library"))
             used_files.update(_dmn_files(parser, pp.node))
         for s in [spec, *subprocess_specs.values()]:
             if s is None:
@@ -221,7 +233,7 @@ def _describe_processes(lib: Library, parser, dialect_name: str, files: dict[str
             title=title.strip(),
             file=own_file,
             dialect=dialect_name,
-            files={**{name: files[name] for name in sorted(used_files)}, **used_forms},
+            files={**{name: files[name] for name in sorted(used_files)}, **used_forms, **used_tables},
             elements=elements,
             message_starts=[] if is_collab else _message_starts(parser, node),
             business_key_prefix=(prefix or business_key_prefix(key))[:20],
@@ -241,7 +253,12 @@ def _dmn_files(parser, process_node: etree._Element) -> set[str]:
     return found
 
 
-def _check_expressions(lib: Library, file: str, process_node: etree._Element) -> None:
+_LOOKUP_CALL = re.compile(r"""\blookup\(\s*["']([^"']+)["']""")
+
+
+def _check_expressions(lib: Library, file: str, process_node: etree._Element) -> list[tuple[str, str]]:
+    """Compile every expression; returns (element id, lookup table) for each lookup() it calls."""
+    tables = []
     for expr in diagram.expressions(process_node):
         try:
             compile(expr.text, f"<{expr.element_id}>", expr.mode)
@@ -249,6 +266,24 @@ def _check_expressions(lib: Library, file: str, process_node: etree._Element) ->
             lib.problems.append(Problem(file, expr.element_id,
                                         f"{expr.what} does not compile: {exc.msg} (line {exc.lineno}): "
                                         f"{expr.text.strip()[:80]!r}"))
+        tables.extend((expr.element_id, t) for t in _LOOKUP_CALL.findall(expr.text))
+    return tables
+
+
+def _lookup_tables(lib: Library, texts: dict[str, str]) -> dict[str, str]:
+    """Lookup tables (lookups/<name>.json: one JSON object of key -> value) that are usable."""
+    usable = {}
+    for name, text in texts.items():
+        try:
+            table = json.loads(text)
+        except json.JSONDecodeError as exc:
+            lib.problems.append(Problem(name, None, f"not valid JSON: {exc.msg} (line {exc.lineno})"))
+            continue
+        if not isinstance(table, dict):
+            lib.problems.append(Problem(name, None, "a lookup table must be one JSON object of key -> value"))
+            continue
+        usable[name] = text
+    return usable
 
 
 def _check_assignment(lib: Library, file: str, elements: dict[str, dict], forms_dir: Path | None,

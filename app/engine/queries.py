@@ -21,7 +21,6 @@ from app.models import (
 from app.services import identity
 
 from . import state
-from .scripting import SCRIPT_ENGINE
 from .step import jsonable
 
 
@@ -92,7 +91,7 @@ def instance_detail(s: Session, ctx, instance_id: int) -> dict[str, Any]:
         raise NotFound(f"instance {instance_id} does not exist")
     compiled = ctx.specs.get(s, instance.version_id)
     workflow = state.load(compiled.dialect.serializer, instance.state, compiled.spec, compiled.subprocess_specs,
-                          SCRIPT_ENGINE)
+                          compiled.script_engine)
     if workflow.completed:
         data = workflow.data
     else:
@@ -134,7 +133,7 @@ def task_detail(s: Session, ctx, task_id: int) -> dict[str, Any]:
         raise NotFound(f"task {task_id} does not exist")
     compiled = ctx.specs.get(s, row.instance.version_id)
     workflow = state.load(compiled.dialect.serializer, row.instance.state, compiled.spec,
-                          compiled.subprocess_specs, SCRIPT_ENGINE)
+                          compiled.subprocess_specs, compiled.script_engine)
     task = workflow.get_task_from_id(UUID(row.spiff_task_id))
     data = task.data if task is not None else {}
     element = compiled.element(row.element_id)

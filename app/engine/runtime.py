@@ -22,7 +22,6 @@ from app.models import Incident, InstanceStatus, ProcessInstance
 
 from . import clock, state
 from .incidents import record_incident
-from .scripting import SCRIPT_ENGINE
 from .step import Step, StepError
 from .sync import sync_history, sync_human_tasks, sync_subscriptions, sync_timers
 from .timing import advance
@@ -109,7 +108,7 @@ def run_on_instance(ctx, instance_id: int, actor: str, action: Callable[[Step], 
             compiled = ctx.specs.get(s, instance.version_id)
             process_key = compiled.key
             workflow = state.load(compiled.dialect.serializer, instance.state, compiled.spec,
-                                  compiled.subprocess_specs, SCRIPT_ENGINE)
+                                  compiled.subprocess_specs, compiled.script_engine)
             step = Step(s, instance, compiled, workflow, actor, resolve_incident_id=resolve_incident_id)
             result = action(step)
             if run_engine:

@@ -73,8 +73,18 @@ SCRIPT_HELPERS: dict[str, Any] = {
 
 
 class HotlineScriptEngine(PythonScriptEngine):
-    def __init__(self):
-        super().__init__(environment=TaskDataEnvironment(dict(SCRIPT_HELPERS)))
+    """One per process version: the helpers, plus ``lookup`` over that version's tables."""
+
+    def __init__(self, lookups: dict[str, dict] | None = None):
+        tables = dict(lookups or {})
+
+        def lookup(table: str, key: Any, default: Any = None) -> Any:
+            """lookup("areas", "Haidian"): a value from bpmn/lookups/areas.json."""
+            if table not in tables:
+                raise KeyError(f"no lookup table '{table}' (add bpmn/lookups/{table}.json)")
+            return tables[table].get(str(key), default)
+
+        super().__init__(environment=TaskDataEnvironment({**SCRIPT_HELPERS, "lookup": lookup}))
 
     def call_service(self, task, operation_name, operation_params, **_):
         params = {name: spec["value"] for name, spec in operation_params.items()}

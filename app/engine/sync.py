@@ -17,7 +17,6 @@ from app.models import BufferedMessage, HumanTask, MessageSubscription, TaskCand
 
 from . import clock
 from .correlation import canonical, deliver, expected_correlation, matches
-from .scripting import SCRIPT_ENGINE
 from .step import Step, StepError
 from .timing import advance, message_definitions, timer_due
 
@@ -46,7 +45,7 @@ def _evaluate(step: Step, task, element_id: str, what: str, value: str) -> Any:
     if not value.startswith("="):
         return value
     try:
-        return SCRIPT_ENGINE.environment.evaluate(value[1:], dict(task.data))
+        return step.compiled.script_engine.environment.evaluate(value[1:], dict(task.data))
     except Exception as exc:
         raise StepError(f"{what} expression {value!r} failed: {exc}", element_id) from exc
 
