@@ -4,20 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import HotlineError, IllegalState, InvalidInput, NotFound, StepFailed
-from app.models import (
-    HumanTask,
-    Incident,
-    InstanceStatus,
-    MessageSubscription,
-    ProcessInstance,
-    ProcessModel,
-    TaskStatus,
-    Timer,
-)
+from app.models import Incident, InstanceEvent, InstanceStatus, ProcessInstance, ProcessModel
 
 from . import clock
 from .business_keys import next_business_key
@@ -118,19 +109,15 @@ def resume(ctx, instance_id: int, actor: str) -> None:
 
 
 def terminate(ctx, instance_id: int, actor: str, reason: str = "") -> None:
+    """End an instance now. The sync step cancels its tasks and drops its timers and subscriptions."""
+
     def action(step: Step) -> None:
         step.workflow.cancel()
         step.instance.status = InstanceStatus.TERMINATED
         step.instance.ended_at = clock.now()
         step.record("instance_terminated", reason=reason)
-        s = step.session
-        s.execute(delete(Timer).where(Timer.instance_id == instance_id))
-        s.execute(delete(MessageSubscription).where(MessageSubscription.instance_id == instance_id))
-        for row in s.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id,
-                                                     HumanTask.status.in_(TaskStatus.ACTIVE))):
-            row.status = TaskStatus.CANCELLED
-        for incident in s.scalars(select(Incident).where(Incident.instance_id == instance_id,
-                                                         Incident.status == "open")):
+        for incident in step.session.scalars(select(Incident).where(Incident.instance_id == instance_id,
+                                                                    Incident.status == "open")):
             incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), actor
 
     run_on_instance(ctx, instance_id, actor, action, incident_action=None, allow_suspended=True,
@@ -138,14 +125,4 @@ def terminate(ctx, instance_id: int, actor: str, reason: str = "") -> None:
 
 
 def _event(s, instance: ProcessInstance, kind: str, actor: str, **detail) -> None:
-    from app.models import InstanceEvent
-
     s.add(InstanceEvent(instance_id=instance.id, at=clock.now(), kind=kind, actor=actor, detail=detail))
-
-
-def require_instance(ctx, instance_id: int) -> ProcessInstance:
-    with ctx.db.transaction() as s:
-        instance = s.get(ProcessInstance, instance_id)
-        if instance is None:
-            raise NotFound(f"instance {instance_id} does not exist")
-        return instance
