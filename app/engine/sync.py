@@ -34,8 +34,8 @@ def sync_history(step: Step) -> None:
     for task in step.workflow.get_tasks(updated_ts=step.started_ts):
         bpmn_id = task.task_spec.bpmn_id
         kind = _HISTORY_STATES.get(task.state)
-        if bpmn_id is None or kind is None or task.task_spec.manual and kind == "step_completed":
-            continue  # human tasks are recorded as task_completed by the action itself
+        if bpmn_id is None or kind is None or task.task_spec.manual:
+            continue  # human tasks have their own task_* events (created, completed, cancelled)
         step.record(kind, bpmn_id, name=step.compiled.element(bpmn_id).get("name") or bpmn_id)
 
 
