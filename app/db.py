@@ -70,9 +70,7 @@ def _make_engine(url: str, echo: bool) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
-            # pysqlite's own transaction handling defers BEGIN; take control so that
-            # a transaction takes the write lock up front (BEGIN IMMEDIATE on write paths
-            # is not needed: optimistic locking checks the version anyway).
+            # pysqlite's own transaction handling defers BEGIN; Hotline issues its own.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
@@ -83,7 +81,9 @@ def _make_engine(url: str, echo: bool) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE takes SQLite's single write lock up front: a second writer waits
+            # (busy_timeout) instead of failing to upgrade a stale read snapshot.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     # connect_timeout: a database host that never answers must not hang a request or a health check.

@@ -80,11 +80,54 @@ def deliver(step: Step, spiff_task_id: str, name: str, keys: dict, payload: dict
     dialect = step.compiled.dialect
     event_payload = {"payload": payload} if dialect.wraps_payload else dict(payload)
     event = BpmnEvent(dialect.message_class(name), event_payload, event_correlations(definition, keys, payload))
+    engine = wf.script_engine
+    wf.script_engine = _MessageScriptEngine(engine, _known_properties(definition, keys, payload))
     try:
         wf.send_event(event)
     except WorkflowException as exc:
         if "not waiting" in str(exc):
             return False
         raise
+    finally:
+        wf.script_engine = engine
     step.record("message_received", task.task_spec.bpmn_id, message=name, keys=keys, payload=payload)
     return True
+
+
+def _known_properties(definition: MessageEventDefinition, keys: dict, payload: dict) -> dict[str, Any]:
+    """{retrieval expression: value} of the correlation properties this message carries."""
+    known = {}
+    for prop in definition.correlation_properties:
+        found, value = property_value(prop.name, prop.retrieval_expression, keys, payload)
+        if found and prop.retrieval_expression:
+            known[prop.retrieval_expression] = value
+    return known
+
+
+class _MessageEnvironment:
+    def __init__(self, environment, known: dict[str, Any]):
+        self._environment, self._known = environment, known
+
+    def __getattr__(self, name):
+        return getattr(self._environment, name)
+
+    def evaluate(self, expression, context, external_context=None):
+        if expression in self._known:
+            return self._known[expression]
+        return self._environment.evaluate(expression, context, external_context)
+
+
+class _MessageScriptEngine:
+    """The workflow's script engine while it catches a message from outside.
+
+    On catching, SpiffWorkflow evaluates every correlation property's retrieval expression
+    against the payload again (and fails when the sender gave the value as a key, not in the
+    payload); those evaluations get the values ``matches`` used. Everything else delegates.
+    """
+
+    def __init__(self, engine, known: dict[str, Any]):
+        self._engine = engine
+        self.environment = _MessageEnvironment(engine.environment, known)
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)

@@ -9,6 +9,10 @@ from . import clock
 from .step import jsonable
 
 
+def resolve(incident: Incident, actor: str) -> None:
+    incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), actor
+
+
 def record_incident(ctx, instance_id: int | None, process_key: str, element_id: str | None, error: str,
                     action: dict, actor: str) -> int:
     """Record (or count again) an open incident, in a transaction of its own."""

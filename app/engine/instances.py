@@ -14,7 +14,7 @@ from . import clock
 from .business_keys import next_business_key
 from .correlation import deliver
 from .incidents import record_incident
-from .runtime import error_text, failing_element, finish, load_instance, run_on_instance
+from .runtime import error_text, failing_element, finish, flush_or_conflict, load_instance, run_on_instance
 from .step import Step
 from .timing import advance, message_definitions
 
@@ -86,7 +86,7 @@ def _deliver_start_message(step: Step, message: dict) -> None:
 
 def suspend(ctx, instance_id: int, actor: str, reason: str = "") -> None:
     with ctx.db.transaction() as s:
-        instance = load_instance(s, instance_id)
+        instance = load_instance(s, instance_id, lock=True)
         if instance.status in InstanceStatus.ENDED:
             raise IllegalState(f"instance {instance.business_key} has already {instance.status}")
         if instance.status == InstanceStatus.SUSPENDED:
@@ -94,11 +94,12 @@ def suspend(ctx, instance_id: int, actor: str, reason: str = "") -> None:
         instance.status = InstanceStatus.SUSPENDED
         instance.updated_at = clock.now()
         _event(s, instance, "instance_suspended", actor, reason=reason)
+        flush_or_conflict(s, instance)
 
 
 def resume(ctx, instance_id: int, actor: str) -> None:
     with ctx.db.transaction() as s:
-        instance = load_instance(s, instance_id)
+        instance = load_instance(s, instance_id, lock=True)
         if instance.status != InstanceStatus.SUSPENDED:
             raise IllegalState(f"instance {instance.business_key} is not suspended")
         has_incident = s.scalar(select(Incident.id).where(Incident.instance_id == instance_id,
@@ -106,6 +107,7 @@ def resume(ctx, instance_id: int, actor: str) -> None:
         instance.status = InstanceStatus.ERROR if has_incident else InstanceStatus.WAITING
         instance.updated_at = clock.now()
         _event(s, instance, "instance_resumed", actor)
+        flush_or_conflict(s, instance)
 
 
 def terminate(ctx, instance_id: int, actor: str, reason: str = "") -> None:
@@ -116,9 +118,7 @@ def terminate(ctx, instance_id: int, actor: str, reason: str = "") -> None:
         step.instance.status = InstanceStatus.TERMINATED
         step.instance.ended_at = clock.now()
         step.record("instance_terminated", reason=reason)
-        for incident in step.session.scalars(select(Incident).where(Incident.instance_id == instance_id,
-                                                                    Incident.status == "open")):
-            incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), actor
+        # finish() resolves its open incidents: an ended instance has nothing left to retry
 
     run_on_instance(ctx, instance_id, actor, action, incident_action=None, allow_suspended=True,
                     run_engine=False)

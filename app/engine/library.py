@@ -194,7 +194,8 @@ def _describe_processes(lib: Library, parser, dialect_name: str, files: dict[str
         try:
             spec, subprocess_specs = specs_for(parser, key)
         except (SpiffWorkflowException, ValidationException, KeyError, ValueError, AttributeError) as exc:
-            lib.problems.append(_spiff_problem(own_file, exc))
+            found = _missing_callees(parser, str(exc)) or [_spiff_problem(own_file, exc)]
+            lib.problems.extend(p for p in found if p not in lib.problems)
             continue
         process_ids = ([*collaborations[key]] if is_collab else [key]) + [
             s for s in subprocess_specs if s in parser.process_parsers
@@ -238,6 +239,17 @@ def _describe_processes(lib: Library, parser, dialect_name: str, files: dict[str
             message_starts=[] if is_collab else _message_starts(parser, node),
             business_key_prefix=(prefix or business_key_prefix(key))[:20],
         )
+
+
+def _missing_callees(parser, error: str) -> list[Problem]:
+    """The call activities behind SpiffWorkflow's "process 'x' was not found", which names no element."""
+    found = []
+    for pp in parser.process_parsers.values():
+        for call in pp.node.iterfind(".//bpmn:callActivity", diagram.NS):
+            called = call.get("calledElement")
+            if called and called not in parser.process_parsers and f"'{called}'" in error:
+                found.append(Problem(pp.filename, call.get("id"), f"calls process '{called}', which no file defines"))
+    return found
 
 
 def _dmn_files(parser, process_node: etree._Element) -> set[str]:

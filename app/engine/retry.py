@@ -4,8 +4,8 @@ from __future__ import annotations
 from app.errors import Conflict, IllegalState, NotFound
 from app.models import Incident
 
-from . import clock
 from .correlation import deliver
+from .incidents import resolve
 from .instances import start
 from .runtime import run_on_instance
 from .step import Step
@@ -52,5 +52,4 @@ def _complete_again(ctx, instance_id: int, incident_id: int, action: dict, actor
 
 def _close(ctx, incident_id: int, actor: str) -> None:
     with ctx.db.transaction() as s:
-        incident = s.get(Incident, incident_id)
-        incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), actor
+        resolve(s.get(Incident, incident_id), actor)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,21 +19,26 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import Conflict, HotlineError, IllegalState, NotFound, StepFailed
-from app.models import Incident, InstanceStatus, ProcessInstance
+from app.models import HumanTask, Incident, InstanceStatus, ProcessInstance, TaskStatus
 
 from . import clock, state
-from .incidents import record_incident
+from .incidents import record_incident, resolve
 from .step import Step, StepError
 from .sync import sync_history, sync_human_tasks, sync_subscriptions, sync_timers
 from .timing import advance
 
 
 def error_text(exc: BaseException) -> str:
-    notes = getattr(exc, "__notes__", None) or getattr(exc, "notes", None) or []
-    text = str(exc) or type(exc).__name__
+    """The error as a person should read it: message, then SpiffWorkflow's notes."""
+    message = str(exc.args[0]) if exc.args else ""
+    if isinstance(exc, (SpiffWorkflowException, StepError)):
+        text = message or type(exc).__name__
+    else:  # a plain Python error from a service: its type says what went wrong (KeyError: 'agent')
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    notes = list(getattr(exc, "notes", None) or []) + list(getattr(exc, "__notes__", None) or [])
     for note in notes:
         if note and note not in text:
-            text += f" {note}"
+            text = f"{text.rstrip('. ')}. {note}"
     return text
 
 
@@ -40,16 +46,21 @@ def failing_element(exc: BaseException, workflow: BpmnWorkflow | None) -> str | 
     if isinstance(exc, StepError):
         return exc.element_id
     task = getattr(exc, "task", None)
-    if task is not None and getattr(task, "task_spec", None) is not None:
-        return task.task_spec.bpmn_id or task.task_spec.name
+    spec = getattr(task, "task_spec", None) or getattr(exc, "task_spec", None)
+    if spec is not None and (spec.bpmn_id or spec.name):
+        return spec.bpmn_id or spec.name
     if workflow is not None:
         for t in workflow.get_tasks(state=TaskState.ERROR):
             return t.task_spec.bpmn_id
     return None
 
 
-def load_instance(session: Session, instance_id: int) -> ProcessInstance:
-    instance = session.get(ProcessInstance, instance_id)
+def load_instance(session: Session, instance_id: int, lock: bool = False) -> ProcessInstance:
+    """The instance row; ``lock`` holds it until commit, so concurrent engine calls on one
+    instance run one after the other and the second sees what the first did."""
+    # FOR NO KEY UPDATE: rows that only point at the instance (history, tasks) can still be written.
+    instance = session.get(ProcessInstance, instance_id, populate_existing=lock,
+                           with_for_update={"key_share": True} if lock else None)
     if instance is None:
         raise NotFound(f"instance {instance_id} does not exist")
     return instance
@@ -62,6 +73,14 @@ def check_active(instance: ProcessInstance, allow_suspended: bool = False) -> No
         raise IllegalState(f"instance {instance.business_key} is suspended")
 
 
+def flush_or_conflict(session: Session, instance: ProcessInstance) -> None:
+    business_key = instance.business_key  # a failed flush expires the row: read it first
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(f"instance {business_key} was changed by someone else; reload and try again") from exc
+
+
 def finish(step: Step) -> None:
     """Serialize, sync the work tables and history, bump the lock version."""
     s, instance, wf = step.session, step.instance, step.workflow
@@ -71,28 +90,47 @@ def finish(step: Step) -> None:
     sync_timers(step)
     instance.state = state.dump(step.compiled.dialect.serializer, wf)
     instance.updated_at = clock.now()
-    if step.resolve_incident_id is not None:
-        incident = s.get(Incident, step.resolve_incident_id)
-        if incident is not None and incident.status == "open":
-            incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), step.actor
-            step.record("incident_resolved", incident.element_id, incident_id=incident.id)
+    # Only an instance in error (or suspended, or being retried) can have open incidents.
+    had_incidents = (step.loaded_status in (InstanceStatus.ERROR, InstanceStatus.SUSPENDED)
+                     or step.resolve_incident_id is not None)
     if wf.completed and instance.status not in InstanceStatus.ENDED:
         instance.status, instance.ended_at = InstanceStatus.COMPLETED, clock.now()
-        for incident in s.scalars(select(Incident).where(Incident.instance_id == instance.id,
-                                                         Incident.status == "open")):
-            incident.status, incident.resolved_at, incident.resolved_by = "resolved", clock.now(), step.actor
         step.record("instance_completed")
-    elif instance.status in (InstanceStatus.RUNNING, InstanceStatus.WAITING, InstanceStatus.ERROR):
-        open_incident = s.scalar(select(Incident.id).where(Incident.instance_id == instance.id,
-                                                           Incident.status == "open").limit(1))
-        instance.status = InstanceStatus.ERROR if open_incident else InstanceStatus.WAITING
+    if had_incidents:
+        _settle_incidents(step)
+    elif instance.status == InstanceStatus.RUNNING:
+        instance.status = InstanceStatus.WAITING
     s.add_all(step.events)
     step.events = []
-    try:
-        s.flush()
-    except StaleDataError as exc:
-        raise Conflict(f"instance {instance.business_key} was changed by someone else; reload and try again") \
-            from exc
+    flush_or_conflict(s, instance)
+
+
+def _settle_incidents(step: Step) -> None:
+    """Close the incidents this change settled, then derive the status from those left open.
+
+    Settled: the one being retried; every one once the instance has ended; one about
+    completing a task that is no longer open (someone completed it again, or the process
+    moved past it). Only instances in status error (or being retried) can have open ones.
+    """
+    s, instance = step.session, step.instance
+    still_open = False
+    for incident in s.scalars(select(Incident).where(Incident.instance_id == instance.id,
+                                                     Incident.status == "open")).all():
+        settled = (incident.id == step.resolve_incident_id or instance.status in InstanceStatus.ENDED
+                   or _task_moved_on(s, incident))
+        if settled:
+            resolve(incident, step.actor)
+            step.record("incident_resolved", incident.element_id, incident_id=incident.id)
+        still_open = still_open or not settled
+    if instance.status in (InstanceStatus.RUNNING, InstanceStatus.WAITING, InstanceStatus.ERROR):
+        instance.status = InstanceStatus.ERROR if still_open else InstanceStatus.WAITING
+
+
+def _task_moved_on(s: Session, incident: Incident) -> bool:
+    if incident.action.get("name") != "complete":
+        return False
+    row = s.get(HumanTask, incident.action.get("task_id"))
+    return row is None or row.status not in TaskStatus.ACTIVE
 
 
 def run_on_instance(ctx, instance_id: int, actor: str, action: Callable[[Step], Any], *,
@@ -103,13 +141,14 @@ def run_on_instance(ctx, instance_id: int, actor: str, action: Callable[[Step], 
     workflow = None
     try:
         with ctx.db.transaction() as s:
-            instance = load_instance(s, instance_id)
+            instance = load_instance(s, instance_id, lock=True)
             check_active(instance, allow_suspended)
             compiled = ctx.specs.get(s, instance.version_id)
             process_key = compiled.key
             workflow = state.load(compiled.dialect.serializer, instance.state, compiled.spec,
                                   compiled.subprocess_specs, compiled.script_engine)
-            step = Step(s, instance, compiled, workflow, actor, resolve_incident_id=resolve_incident_id)
+            step = Step(s, instance, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
+                        loaded_status=instance.status)
             result = action(step)
             if run_engine:
                 advance(workflow)

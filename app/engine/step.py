@@ -27,6 +27,7 @@ class Step:
     started_ts: float = field(default_factory=time.time)
     events: list[InstanceEvent] = field(default_factory=list)
     resolve_incident_id: int | None = None
+    loaded_status: str | None = None  # the instance's status before this transaction
 
     def record(self, kind: str, element_id: str | None = None, **detail: Any) -> None:
         self.events.append(InstanceEvent(instance_id=self.instance.id, at=clock.now(), kind=kind,

@@ -121,10 +121,12 @@ def complete(ctx, task_id: int, actor: str, data: dict | None = None) -> None:
 
 def finish_task(step: Step, task_id: int, data: dict, actor: str, **detail) -> None:
     """Check the form data, hand it to the workflow task and mark the row completed."""
-    current = step.session.get(HumanTask, task_id)
+    current = step.session.get(HumanTask, task_id, with_for_update=True)  # a racing claim waits for us
     if current is None:
         raise NotFound(f"task {task_id} does not exist")
     _require_active(current)
+    if current.assignee not in (None, actor) and not identity.require_user(step.session, actor).is_admin:
+        raise Conflict(f"task {task_id} was claimed by {current.assignee} meanwhile")
     task = step.workflow.get_task_from_id(UUID(current.spiff_task_id))
     if task is None or task.state != TaskState.READY:
         raise Conflict(f"task {task_id} is no longer waiting for input")

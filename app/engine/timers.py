@@ -14,10 +14,11 @@ from .step import Step
 
 
 def due_instance_ids(ctx, now: datetime, limit: int) -> list[int]:
+    # A timer fires once its due time has passed (due_at < now), as SpiffWorkflow decides.
     with ctx.db.transaction() as s:
         return list(s.scalars(
             select(Timer.instance_id).join(ProcessInstance, ProcessInstance.id == Timer.instance_id)
-            .where(Timer.due_at <= now, ProcessInstance.status == InstanceStatus.WAITING)
+            .where(Timer.due_at < now, ProcessInstance.status == InstanceStatus.WAITING)
             .group_by(Timer.instance_id).order_by(Timer.instance_id).limit(limit)))
 
 
@@ -26,7 +27,7 @@ def fire_instance_timers(ctx, instance_id: int, actor: str = "system", resolve_i
 
     def action(step: Step) -> bool:
         due = step.session.scalars(select(Timer).where(Timer.instance_id == instance_id,
-                                                       Timer.due_at <= now)).all()
+                                                       Timer.due_at < now)).all()
         for timer in due:
             step.record("timer_fired", timer.element_id, due_at=timer.due_at.isoformat())
         return bool(due)

@@ -28,7 +28,7 @@ def _timer_due_now(workflow: BpmnWorkflow) -> bool:
     for task in workflow.event_manager.tasks.values():
         if task.state == TaskState.WAITING:
             due = timer_due(task)
-            if due is not None and due <= now:
+            if due is not None and due < now:  # SpiffWorkflow fires once due < now
                 return True
     return False
 
