@@ -124,7 +124,7 @@ def test_entry_point_sets_up_and_deploys(tmp_path):
 
     upgraded = _flask(tmp_path, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert upgraded.stdout == "database at head\n"
+    assert upgraded.stdout.startswith("database at head\ncreated user 'admin' with password: ")
 
     deployed = _flask(tmp_path, "bpmn", "deploy", "--json")
     assert deployed.returncode == 0, deployed.stderr
@@ -144,10 +144,15 @@ def test_entry_point_reports_a_broken_file_in_one_line(tmp_path):
 
 # --- setting up ----------------------------------------------------------------------------------
 
-def test_db_upgrade_creates_the_schema(fresh_cli):
-    assert fresh_cli.run("db", "upgrade").stdout == "database at head\n"
+def test_db_upgrade_creates_the_schema_and_the_admin_once(fresh_cli):
+    first = fresh_cli.run("db", "upgrade").stdout
+    assert first.startswith("database at head\n")
     assert set(Base.metadata.tables) <= set(inspect(hotline(fresh_cli.app).db.engine).get_table_names())
-    assert fresh_cli.run("db", "upgrade").stdout == "database at head\n"  # again: nothing to do
+    password = re.search(r"created user 'admin' with password: (\S+)", first).group(1)
+    with hotline(fresh_cli.app).db.transaction() as s:
+        assert identity.check_password(identity.find_user(s, "admin"), password)
+    # again: nothing to do, and the password is never shown a second time
+    assert fresh_cli.run("db", "upgrade").stdout == "database at head\nuser 'admin' exists\n"
 
 
 @pytest.mark.postgres
@@ -198,7 +203,7 @@ def test_schema_older_than_the_code(fresh_cli):
 
 
 def test_ensure_admin_prints_the_password_once(fresh_cli):
-    fresh_cli.run("db", "upgrade")
+    fresh_cli.run("db", "upgrade", "0001")  # schema only: no admin yet
 
     first = fresh_cli.run("users", "ensure-admin").stdout
     match = re.search(r"created user 'admin' with password: (\S+)", first)

@@ -16,9 +16,21 @@ users = HotlineGroup("users", help="Users and groups.")
 @db.command("upgrade")
 @click.argument("revision", default="head")
 def upgrade(revision):
-    """Migrate the database to the newest schema (or REVISION)."""
+    """Migrate the database to the newest schema (or REVISION); a fresh one gets its admin account."""
     migrate.upgrade(hotline().db, revision)
     click.echo(f"database at {revision}")
+    if revision == "head":
+        _announce_admin()
+
+
+def _announce_admin() -> None:
+    with hotline().db.transaction() as s:
+        password = identity.ensure_admin(s)
+    if password:
+        click.echo(f"created user 'admin' with password: {password}")
+        click.echo("(shown once; change it with: flask --app wsgi users set-password admin)")
+    else:
+        click.echo("user 'admin' exists")
 
 
 @db.command("downgrade")
@@ -32,13 +44,7 @@ def downgrade(revision):
 @users.command("ensure-admin")
 def ensure_admin():
     """Create the admin account if it is missing; prints its one-time password then."""
-    with hotline().db.transaction() as s:
-        password = identity.ensure_admin(s)
-    if password:
-        click.echo(f"created user 'admin' with password: {password}")
-        click.echo("(shown once; change it with: flask --app wsgi users set-password admin)")
-    else:
-        click.echo("user 'admin' exists")
+    _announce_admin()
 
 
 @users.command("create")
