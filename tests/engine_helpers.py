@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
 
 from app.models import (
     BufferedMessage,
@@ -41,8 +42,9 @@ def task(db, instance_id: int, element_id: str) -> HumanTask:
 
 
 def instance(db, instance_id: int) -> ProcessInstance:
+    """The instance row, detached, with its (otherwise deferred) serialized state loaded."""
     with db.transaction() as s:
-        return s.get(ProcessInstance, instance_id)
+        return s.get(ProcessInstance, instance_id, options=[undefer(ProcessInstance.state)])
 
 
 def status(db, instance_id: int) -> str:

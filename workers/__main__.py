@@ -14,6 +14,7 @@ from rq import Queue, Worker
 
 from app.config import Settings
 from app.container import Hotline
+from app.tuning import tune_gc
 
 from .sweeper import Sweeper
 
@@ -23,6 +24,7 @@ QUEUES = ("engine", "telephony", "notify")
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     h = Hotline(Settings.from_env())
+    tune_gc()
     stop = threading.Event()
     sweeper = Sweeper(h.engine, float(os.environ.get("HOTLINE_SWEEP_SECONDS", "2")), stop)
     threading.Thread(target=sweeper.run, name="sweeper", daemon=True).start()

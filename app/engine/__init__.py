@@ -10,17 +10,29 @@ from pathlib import Path
 
 from app.db import Database
 
-from . import deployment, instances, messages, queries, retry, tasks, timers
+from . import (
+    deployment,
+    instances,
+    messages,
+    queries,
+    retry,
+    spiff_limits,  # noqa: F401  (lifts SpiffWorkflow's depth limit before any workflow runs)
+    tasks,
+    timers,
+)
 from .library import Library
+from .live import LiveWorkflows
 from .specs import SpecCache
 
 
 class ProcessEngine:
-    def __init__(self, db: Database, forms_dir: Path | None = None, message_ttl_seconds: int = 7 * 24 * 3600):
+    def __init__(self, db: Database, forms_dir: Path | None = None, message_ttl_seconds: int = 7 * 24 * 3600,
+                 live_workflows: int = 512):
         self.db = db
         self.forms_dir = forms_dir
         self.message_ttl_seconds = message_ttl_seconds
         self.specs = SpecCache()
+        self.live = LiveWorkflows(live_workflows)
 
     # process library
     def validate(self, paths: Iterable[str | Path]) -> Library:

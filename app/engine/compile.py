@@ -12,6 +12,7 @@ from app.schemas.forms import from_inline_fields, load_text
 
 from .dialects import DIALECTS, Dialect
 from .scripting import HotlineScriptEngine
+from .timing import message_definitions, timer_definition
 
 
 def parse_xml(text: str, filename: str) -> etree._Element:
@@ -54,6 +55,8 @@ class CompiledVersion:
     elements: dict[str, dict]
     forms: dict[str, dict] = field(default_factory=dict)  # {form key: definition}
     script_engine: HotlineScriptEngine = field(default_factory=HotlineScriptEngine)
+    has_timers: bool = True  # False: no instance of it can wait for time (its timer sync is skipped)
+    has_messages: bool = True  # False: none can wait for a message
 
     def new_workflow(self) -> BpmnWorkflow:
         return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=self.script_engine)
@@ -81,5 +84,9 @@ def compile_version(version_id: int, key: str, dialect_name: str, files: dict[st
              for name, text in files.items() if name.startswith("forms/") and name.endswith(".json")}
     lookups = {name[len("lookups/"):-len(".json")]: json.loads(text)
                for name, text in files.items() if name.startswith("lookups/") and name.endswith(".json")}
+    definitions = [getattr(ts, "event_definition", None)
+                   for s in [spec, *subprocess_specs.values()] if s is not None for ts in s.task_specs.values()]
     return CompiledVersion(version_id, key, dialect, spec, subprocess_specs, elements, forms,
-                           HotlineScriptEngine(lookups))
+                           HotlineScriptEngine(lookups),
+                           has_timers=any(timer_definition(d) for d in definitions if d is not None),
+                           has_messages=any(message_definitions(d) for d in definitions if d is not None))

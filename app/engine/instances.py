@@ -54,14 +54,15 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
             )
             s.add(instance)
             s.flush()
-            step = Step(s, instance, compiled, workflow, actor)
+            step = Step(s, instance, compiled, workflow, actor, is_new=True)
             step.record("instance_started", data=data, process=key, version=compiled.version_id)
             advance(workflow)
             if start_message is not None:
                 _deliver_start_message(step, start_message)
                 advance(workflow)
             finish(step)
-            return instance.id
+        ctx.live.put(instance.id, instance.lock_version, workflow)
+        return instance.id
     except HotlineError:
         raise
     except SQLAlchemyError:

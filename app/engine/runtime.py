@@ -24,7 +24,7 @@ from app.models import HumanTask, Incident, InstanceStatus, ProcessInstance, Tas
 from . import clock, state
 from .incidents import record_incident, resolve
 from .step import Step, StepError
-from .sync import sync_history, sync_human_tasks, sync_subscriptions, sync_timers
+from .sync import survey, sync_history, sync_human_tasks, sync_subscriptions, sync_timers
 from .timing import advance
 
 
@@ -82,12 +82,18 @@ def flush_or_conflict(session: Session, instance: ProcessInstance) -> None:
 
 
 def finish(step: Step) -> None:
-    """Serialize, sync the work tables and history, bump the lock version."""
+    """Sync the work tables and history with the workflow, serialize it, bump the lock version."""
     s, instance, wf = step.session, step.instance, step.workflow
-    sync_history(step)
-    sync_subscriptions(step)  # may deliver buffered messages, which advances the workflow
-    sync_human_tasks(step)
-    sync_timers(step)
+    with s.no_autoflush:
+        if step.compiled.has_messages:
+            sync_subscriptions(step)  # first: taking a buffered message advances the workflow
+        view = survey(wf, step.started_ts)
+        if not wf.completed and instance.status not in InstanceStatus.ENDED:
+            _check_not_stuck(view)
+        sync_history(step, view)
+        sync_human_tasks(step, view)
+        if step.compiled.has_timers:
+            sync_timers(step)
     instance.state = state.dump(step.compiled.dialect.serializer, wf)
     instance.updated_at = clock.now()
     # Only an instance in error (or suspended, or being retried) can have open incidents.
@@ -103,6 +109,16 @@ def finish(step: Step) -> None:
     s.add_all(step.events)
     step.events = []
     flush_or_conflict(s, instance)
+
+
+def _check_not_stuck(view) -> None:
+    """A running process always has something ready, waiting or running; else it would
+    stop silently. Such a stop is an incident a manager sees, not a quiet ticket."""
+    if view.ready_engine:
+        task = view.ready_engine[0]
+        raise StepError("the engine could not run this step although it is ready", task.task_spec.bpmn_id)
+    if not view.alive:
+        raise StepError("the process has nothing left to do but did not reach an end event", None)
 
 
 def _settle_incidents(step: Step) -> None:
@@ -133,34 +149,42 @@ def _task_moved_on(s: Session, incident: Incident) -> bool:
     return row is None or row.status not in TaskStatus.ACTIVE
 
 
-def run_on_instance(ctx, instance_id: int, actor: str, action: Callable[[Step], Any], *,
+def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, action: Callable[[Step], Any], *,
                     incident_action: dict | None, allow_suspended: bool = False,
                     resolve_incident_id: int | None = None, run_engine: bool = True) -> Any:
-    """Load instance ``instance_id``, apply ``action``, run the engine, commit; or nothing."""
+    """Apply ``action`` to an instance, run the engine, commit; or change nothing.
+
+    ``instance`` is an id, or a function that finds it (and checks the caller may act)
+    inside the same transaction.
+    """
     process_key = None
     workflow = None
+    instance_id = instance if isinstance(instance, int) else None
     try:
         with ctx.db.transaction() as s:
-            instance = load_instance(s, instance_id, lock=True)
-            check_active(instance, allow_suspended)
-            compiled = ctx.specs.get(s, instance.version_id)
+            if instance_id is None:
+                instance_id = instance(s)
+            row = load_instance(s, instance_id, lock=True)
+            check_active(row, allow_suspended)
+            compiled = ctx.specs.get(s, row.version_id)
             process_key = compiled.key
-            workflow = state.load(compiled.dialect.serializer, instance.state, compiled.spec,
-                                  compiled.subprocess_specs, compiled.script_engine)
-            step = Step(s, instance, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
-                        loaded_status=instance.status)
+            workflow = ctx.live.take(instance_id, row.lock_version) or state.load(
+                compiled.dialect.serializer, row.state, compiled.spec, compiled.subprocess_specs,
+                compiled.script_engine)
+            step = Step(s, row, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
+                        loaded_status=row.status)
             result = action(step)
             if run_engine:
                 advance(workflow)
             finish(step)
-            return result
+        ctx.live.put(instance_id, row.lock_version, workflow)
+        return result
     except HotlineError:
         raise
     except Exception as exc:  # a script, condition or service failed: roll back, record
-        if isinstance(exc, SQLAlchemyError) or incident_action is None:
+        if isinstance(exc, SQLAlchemyError) or incident_action is None or instance_id is None:
             raise
         element = failing_element(exc, workflow)
         incident_id = record_incident(ctx, instance_id, process_key or "?", element, error_text(exc),
                                       incident_action, actor)
         raise StepFailed(f"step {element or '?'} failed: {error_text(exc)}", element, incident_id) from exc
-

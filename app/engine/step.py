@@ -28,6 +28,7 @@ class Step:
     events: list[InstanceEvent] = field(default_factory=list)
     resolve_incident_id: int | None = None
     loaded_status: str | None = None  # the instance's status before this transaction
+    is_new: bool = False  # started in this transaction: it has no task, timer or subscription rows yet
 
     def record(self, kind: str, element_id: str | None = None, **detail: Any) -> None:
         self.events.append(InstanceEvent(instance_id=self.instance.id, at=clock.now(), kind=kind,

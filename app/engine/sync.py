@@ -6,6 +6,7 @@ the workflow after every engine transaction; nothing else writes them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,15 +24,40 @@ from .timing import advance, message_definitions, timer_due
 _HISTORY_STATES = {TaskState.COMPLETED: "step_completed", TaskState.CANCELLED: "step_cancelled",
                    TaskState.WAITING: "step_waiting", TaskState.ERROR: "step_failed"}
 _MAX_BUFFERED_ROUNDS = 20
+_ALIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+
+
+@dataclass
+class WorkflowView:
+    """What the sync step needs from the workflow, gathered in one pass over its tasks."""
+
+    changed: list = field(default_factory=list)  # state changed in this transaction
+    ready_human: list = field(default_factory=list)
+    ready_engine: list = field(default_factory=list)  # after advance(): a step the engine did not run
+    alive: bool = False  # something is ready, waiting or running
+
+
+def survey(workflow, since: float) -> WorkflowView:
+    view = WorkflowView()
+    for tasks in (workflow.tasks, *(sp.tasks for sp in workflow.subprocesses.values())):
+        for task in tasks.values():
+            state = task.state
+            if task.last_state_change >= since:
+                view.changed.append(task)
+            if state == TaskState.READY:
+                (view.ready_human if task.task_spec.manual else view.ready_engine).append(task)
+            if state & _ALIVE:
+                view.alive = True
+    return view
 
 
 def _waiting_catch_tasks(step: Step):
     return [t for t in step.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
 
 
-def sync_history(step: Step) -> None:
+def sync_history(step: Step, view: WorkflowView) -> None:
     """Record every BPMN step whose state changed in this transaction."""
-    for task in step.workflow.get_tasks(updated_ts=step.started_ts):
+    for task in view.changed:
         bpmn_id = task.task_spec.bpmn_id
         kind = _HISTORY_STATES.get(task.state)
         if bpmn_id is None or kind is None or task.task_spec.manual:
@@ -106,26 +132,28 @@ def _new_human_task(step: Step, task) -> HumanTask:
     return row
 
 
-def sync_human_tasks(step: Step) -> None:
+def sync_human_tasks(step: Step, view: WorkflowView) -> None:
     s = step.session
-    ready = {str(t.id): t for t in step.workflow.get_tasks(state=TaskState.READY, manual=True)}
-    rows = s.scalars(select(HumanTask).where(HumanTask.instance_id == step.instance.id,
-                                             HumanTask.status.in_(TaskStatus.ACTIVE))).all()
-    known = {r.spiff_task_id for r in rows}
+    ready = {str(t.id): t for t in view.ready_human}
+    rows = [] if step.is_new else s.scalars(select(HumanTask).where(
+        HumanTask.instance_id == step.instance.id, HumanTask.status.in_(TaskStatus.ACTIVE))).all()
+    known = set()
     for row in rows:
+        if row.status not in TaskStatus.ACTIVE:
+            continue  # completed in this transaction (not flushed yet)
+        known.add(row.spiff_task_id)
         if row.spiff_task_id not in ready:
             row.status = TaskStatus.CANCELLED
             step.record("task_cancelled", row.element_id, task_id=row.id, title=row.title)
-    for spiff_id, task in ready.items():
-        if spiff_id in known:
-            continue
-        row = _new_human_task(step, task)
-        s.add(row)
-        s.flush()
-        for group in row.candidate_groups:
-            s.add(TaskCandidate(task_id=row.id, kind="group", name=group))
-        for user in row.candidate_users:
-            s.add(TaskCandidate(task_id=row.id, kind="user", name=user))
+    new_rows = [_new_human_task(step, task) for spiff_id, task in ready.items() if spiff_id not in known]
+    if not new_rows:
+        return
+    for row in new_rows:
+        row.candidates = [TaskCandidate(kind="group", name=g) for g in row.candidate_groups] + \
+                         [TaskCandidate(kind="user", name=u) for u in row.candidate_users]
+    s.add_all(new_rows)
+    s.flush()  # the history names the new rows' ids
+    for row in new_rows:
         step.record("task_created", row.element_id, task_id=row.id, title=row.title,
                     groups=row.candidate_groups, assignee=row.assignee)
 
@@ -139,7 +167,8 @@ def sync_timers(step: Step) -> None:
         due = timer_due(task)
         if due is not None:
             want[str(task.id)] = (task.task_spec.bpmn_id, due)
-    for row in s.scalars(select(Timer).where(Timer.instance_id == step.instance.id)).all():
+    existing = [] if step.is_new else s.scalars(select(Timer).where(Timer.instance_id == step.instance.id)).all()
+    for row in existing:
         wanted = want.get(row.spiff_task_id)
         if wanted is None or wanted[1] != row.due_at:
             s.delete(row)
@@ -165,7 +194,7 @@ def sync_subscriptions(step: Step) -> None:
     s = step.session
     for _ in range(_MAX_BUFFERED_ROUNDS):
         want = _wanted_subscriptions(step)
-        rows = s.scalars(select(MessageSubscription).where(
+        rows = [] if step.is_new else s.scalars(select(MessageSubscription).where(
             MessageSubscription.instance_id == step.instance.id)).all()
         existing = {(r.spiff_task_id, r.message_name): r for r in rows}
         new = [k for k in want if k not in existing]

@@ -102,7 +102,8 @@ def assign(ctx, task_id: int, assignee: str, actor: str) -> None:
 def complete(ctx, task_id: int, actor: str, data: dict | None = None) -> None:
     """Finish a user task with the form data, then run the process until it waits."""
     data = require_data(data, "form data")
-    with ctx.db.transaction() as s:
+
+    def locate(s) -> int:
         row = _load(s, task_id)
         user = identity.require_user(s, actor)
         _require_active(row)
@@ -110,12 +111,12 @@ def complete(ctx, task_id: int, actor: str, data: dict | None = None) -> None:
             if row.assignee:
                 raise Conflict(f"task {task_id} is claimed by {row.assignee}")
             raise Forbidden(f"{actor} is not a candidate for task {task_id}")
-        instance_id = row.instance_id
+        return row.instance_id
 
     def action(step: Step) -> None:
         finish_task(step, task_id, data, actor)
 
-    run_on_instance(ctx, instance_id, actor, action,
+    run_on_instance(ctx, locate, actor, action,
                     incident_action={"name": "complete", "task_id": task_id, "actor": actor, "data": data})
 
 

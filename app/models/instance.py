@@ -38,7 +38,8 @@ class ProcessInstance(Base):
     status: Mapped[str] = mapped_column(String(20))
     customer_id: Mapped[int | None]
     priority: Mapped[int] = mapped_column(default=50)
-    state: Mapped[str] = mapped_column(Text)  # serialized workflow, without the spec
+    # The serialized workflow, without the spec; deferred: lists never need it.
+    state: Mapped[str] = mapped_column(Text, deferred=True)
     lock_version: Mapped[int] = mapped_column(default=1)
     started_by: Mapped[str] = mapped_column(String(80))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -49,6 +49,7 @@ class HumanTask(Base):
     completed_by: Mapped[str | None] = mapped_column(String(80))
 
     instance: Mapped[ProcessInstance] = relationship()
+    candidates: Mapped[list[TaskCandidate]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
 
 class TaskCandidate(Base):

@@ -1,0 +1,27 @@
+"""Limits of SpiffWorkflow that Hotline lifts.
+
+SpiffWorkflow's task iterators stop descending at depth 1,000 by default, and every
+iteration of a BPMN loop adds tree depth (two levels for task + gateway). After ~500
+rounds of a loop the next step sat READY at depth 1,001 where ``do_engine_steps`` never
+looks, and the ticket silently stopped. Hotline raises the default at import; the engine
+also treats a READY step that was not run as an incident (see ``runtime.finish``).
+"""
+from __future__ import annotations
+
+from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
+from SpiffWorkflow.util.task import TaskIterator
+
+MAX_DEPTH = 10_000_000
+
+
+def _lift(cls) -> None:
+    init = cls.__init__
+    names = init.__code__.co_varnames[1:init.__code__.co_argcount]
+    defaults = list(init.__defaults__)
+    offset = len(names) - len(defaults)
+    defaults[names.index("max_depth") - offset] = MAX_DEPTH
+    init.__defaults__ = tuple(defaults)
+
+
+_lift(TaskIterator)
+_lift(BpmnTaskIterator)
