@@ -31,6 +31,10 @@ class LiveWorkflows:
             self.misses += 1
             return None
 
+    def holds(self, instance_id: int) -> bool:
+        """Whether an entry exists (maybe for an older version): the caller can skip reading the state."""
+        return instance_id in self._entries
+
     def put(self, instance_id: int, lock_version: int, workflow: BpmnWorkflow) -> None:
         if self.size <= 0:
             return

@@ -15,7 +15,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import Conflict, HotlineError, IllegalState, NotFound, StepFailed
@@ -55,12 +55,14 @@ def failing_element(exc: BaseException, workflow: BpmnWorkflow | None) -> str | 
     return None
 
 
-def load_instance(session: Session, instance_id: int, lock: bool = False) -> ProcessInstance:
+def load_instance(session: Session, instance_id: int, lock: bool = False,
+                  with_state: bool = False) -> ProcessInstance:
     """The instance row; ``lock`` holds it until commit, so concurrent engine calls on one
     instance run one after the other and the second sees what the first did."""
     # FOR NO KEY UPDATE: rows that only point at the instance (history, tasks) can still be written.
     instance = session.get(ProcessInstance, instance_id, populate_existing=lock,
-                           with_for_update={"key_share": True} if lock else None)
+                           with_for_update={"key_share": True} if lock else None,
+                           options=[undefer(ProcessInstance.state)] if with_state else None)
     if instance is None:
         raise NotFound(f"instance {instance_id} does not exist")
     return instance
@@ -164,7 +166,7 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, a
         with ctx.db.transaction() as s:
             if instance_id is None:
                 instance_id = instance(s)
-            row = load_instance(s, instance_id, lock=True)
+            row = load_instance(s, instance_id, lock=True, with_state=not ctx.live.holds(instance_id))
             check_active(row, allow_suspended)
             compiled = ctx.specs.get(s, row.version_id)
             process_key = compiled.key

@@ -103,8 +103,11 @@ def complete(ctx, task_id: int, actor: str, data: dict | None = None) -> None:
     """Finish a user task with the form data, then run the process until it waits."""
     data = require_data(data, "form data")
 
+    held = []  # keeps the row in the session's (weak) identity map for finish_task
+
     def locate(s) -> int:
         row = _load(s, task_id)
+        held.append(row)
         user = identity.require_user(s, actor)
         _require_active(row)
         if not permissions.may_complete(user, row):
@@ -121,13 +124,20 @@ def complete(ctx, task_id: int, actor: str, data: dict | None = None) -> None:
 
 
 def finish_task(step: Step, task_id: int, data: dict, actor: str, **detail) -> None:
-    """Check the form data, hand it to the workflow task and mark the row completed."""
-    current = step.session.get(HumanTask, task_id, with_for_update=True)  # a racing claim waits for us
+    """Check the form data, hand it to the workflow task and mark the row completed.
+
+    The row is marked with a conditional UPDATE (still open, still held by whom we saw):
+    a claim racing this completion either lands first, and this one fails with Conflict,
+    or finds the task completed.
+    """
+    s = step.session
+    current = s.get(HumanTask, task_id)
     if current is None:
         raise NotFound(f"task {task_id} does not exist")
     _require_active(current)
-    if current.assignee not in (None, actor) and not identity.require_user(step.session, actor).is_admin:
-        raise Conflict(f"task {task_id} was claimed by {current.assignee} meanwhile")
+    seen = current.assignee
+    if seen not in (None, actor) and not identity.require_user(s, actor).is_admin:
+        raise Conflict(f"task {task_id} was claimed by {seen} meanwhile")
     task = step.workflow.get_task_from_id(UUID(current.spiff_task_id))
     if task is None or task.state != TaskState.READY:
         raise Conflict(f"task {task_id} is no longer waiting for input")
@@ -137,8 +147,13 @@ def finish_task(step: Step, task_id: int, data: dict, actor: str, **detail) -> N
     task.set_data(**values)
     task.run()
     now = clock.now()
-    current.status, current.completed_at, current.completed_by = TaskStatus.COMPLETED, now, actor
-    if current.assignee is None:
-        current.assignee, current.claimed_at, current.claimed_by = actor, now, actor
+    marks = {"status": TaskStatus.COMPLETED, "completed_at": now, "completed_by": actor}
+    if seen is None:
+        marks.update(assignee=actor, claimed_at=now, claimed_by=actor)
+    held = HumanTask.assignee.is_(None) if seen is None else HumanTask.assignee == seen
+    done = s.execute(update(HumanTask).where(HumanTask.id == task_id, HumanTask.status.in_(TaskStatus.ACTIVE), held)
+                     .values(**marks).execution_options(synchronize_session="evaluate")).rowcount
+    if done != 1:
+        raise Conflict(f"task {task_id} changed while it was being completed; reload it")
     step.record("task_completed", current.element_id, task_id=task_id, title=current.title, changes=changes,
                 **detail)
