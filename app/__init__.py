@@ -14,9 +14,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
     app.extensions["hotline"] = Hotline(settings)
 
+    from app.api import init_app as init_api
     from app.web import init_app as init_web
 
     init_web(app)
+    init_api(app)
 
     from app.cli import register_cli
 

@@ -1,7 +1,7 @@
 """The deployed process library, read-only (until the designer pages exist)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, render_template
 
 from app import hotline
 from app.engine import queries
@@ -15,9 +15,3 @@ def index():
     with hotline().db.transaction() as s:
         rows = queries.processes(s)
     return render_template("processes.html", processes=rows)
-
-
-@bp.get("/api/v1/processes")
-def api_list():
-    with hotline().db.transaction() as s:
-        return jsonify(processes=queries.processes(s))
