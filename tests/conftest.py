@@ -1,18 +1,18 @@
 """Shared fixtures: a fresh database per test on SQLite and (when reachable) PostgreSQL.
 
-Every test that takes ``db`` or ``engine`` runs once per backend. PostgreSQL comes from
-``HOTLINE_TEST_PG_URL`` (default: a ``hotline_test`` database on 127.0.0.1:5432); when
-it is unreachable those runs are skipped locally but fail when ``HOTLINE_REQUIRE_SERVICES``
-is set, as ``.ci/run`` does, so CI cannot pass without having tested against it.
+Every test that takes ``db`` or ``engine`` runs once per backend. PostgreSQL is the server
+at ``HOTLINE_TEST_PG_SERVER`` (default 127.0.0.1:5432), in a database of this session's own;
+when it is unreachable those runs are skipped locally but fail when
+``HOTLINE_REQUIRE_SERVICES`` is set, as ``.ci/run`` does, so CI cannot pass without it.
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
+from support import scratch_pg_database, unavailable
 
 from app.db import Database
 from app.engine import ProcessEngine, clock
@@ -22,25 +22,6 @@ from app.services import identity
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-REQUIRE_SERVICES = os.environ.get("HOTLINE_REQUIRE_SERVICES") == "1"
-PG_SERVER = os.environ.get("HOTLINE_TEST_PG_SERVER", "postgresql+psycopg://postgres@127.0.0.1:5432")
-# One database per test session, so parallel runs on one machine never share tables.
-PG_URL = f"{PG_SERVER}/hotline_test_{os.getpid()}"
-
-
-def unavailable(what: str, why: str):
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{what} is required (HOTLINE_REQUIRE_SERVICES=1) but unavailable: {why}")
-    pytest.skip(f"{what} unavailable: {why}")
-
-
-def _pg_admin(sql: str) -> None:
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(sql))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -54,17 +35,15 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_url():
-    name = PG_URL.rsplit("/", 1)[1]
-    try:
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        _pg_admin(f'CREATE DATABASE "{name}"')
-        db = Database(PG_URL)
-        upgrade(db)
-        db.dispose()
-    except Exception as exc:  # noqa: BLE001
-        unavailable("PostgreSQL", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
-    yield PG_URL
-    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A migrated PostgreSQL database for this test session (see support.scratch_pg_database)."""
+    with scratch_pg_database("test") as url:
+        try:
+            db = Database(url)
+            upgrade(db)
+            db.dispose()
+        except Exception as exc:  # noqa: BLE001
+            unavailable("PostgreSQL", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+        yield url
 
 
 def _truncate_pg(db: Database) -> None:
