@@ -175,3 +175,12 @@ def test_terminate_a_suspended_instance_drops_its_subscriptions_and_incidents(en
     engine.terminate(failing, "admin")
     assert [i.status for i in incidents(db, failing)] == ["resolved"]
     assert instance(db, failing).ended_at is not None
+
+
+def test_a_business_key_given_twice_is_a_conflict(engine, deploy, db):
+    from app.errors import Conflict
+
+    deploy("simple.bpmn")
+    engine.start("simple", {}, "admin", business_key="WO-2026-000777")
+    with pytest.raises(Conflict, match="WO-2026-000777 is already used"):
+        engine.start("simple", {}, "admin", business_key="WO-2026-000777")

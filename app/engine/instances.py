@@ -7,7 +7,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.errors import HotlineError, IllegalState, InvalidInput, NotFound, StepFailed
+from app.errors import Conflict, HotlineError, IllegalState, InvalidInput, NotFound, StepFailed
 from app.models import Incident, InstanceEvent, InstanceStatus, ProcessInstance, ProcessModel
 
 from . import clock
@@ -41,6 +41,9 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
             model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
             if model is None or model.latest_version_id is None:
                 raise NotFound(f"no process '{key}' is deployed")
+            if business_key and s.scalar(select(ProcessInstance.id).where(
+                    ProcessInstance.business_key == business_key)):
+                raise Conflict(f"business key {business_key} is already used by another instance")
             compiled = ctx.specs.get(s, model.latest_version_id)
             workflow = compiled.new_workflow()
             for task in workflow.get_tasks(state=TaskState.READY):
