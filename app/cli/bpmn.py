@@ -1,15 +1,17 @@
-"""flask --app wsgi bpmn validate|deploy|list"""
+"""flask --app wsgi bpmn validate|deploy|list|test"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from sqlalchemy.exc import DBAPIError
 
-from app.engine import queries
+from app.engine import queries, scenarios
 from app.engine.library import Library, Problem, load_library
 
 from .common import HotlineGroup, emit, hotline, json_option, table
 
-bpmn = HotlineGroup("bpmn", help="Validate, deploy and list BPMN processes.")
+bpmn = HotlineGroup("bpmn", help="Validate, deploy, list and test BPMN processes.")
 
 
 def _paths(paths: tuple[str, ...]) -> list[str]:
@@ -80,3 +82,28 @@ def list_processes():
                                    ("deployed_at", "DEPLOYED")], "no processes deployed"))
 
 
+@bpmn.command("test")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--library", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="BPMN folder to deploy (default: the nearest one at or above each scenario file).")
+@click.option("--forms", "forms_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Form definitions folder (default: the configured one).")
+@json_option
+def test_scenarios(path, library, forms_dir):
+    """Run the scenario tests (*.scenario.yaml) under PATH (default: bpmn/), each on a throwaway database."""
+    settings = hotline().settings
+    path = path or settings.bpmn_dir
+    results = scenarios.run_paths(path, forms_dir or settings.forms_dir, library, settings.timezone)
+    failed = sum(not r.passed for r in results)
+    summary = f"{len(results) - failed} passed, {failed} failed"
+
+    def human(_):
+        if not results:
+            click.echo(f"no scenario files (*.scenario.yaml) under {path}")
+        for r in results:
+            click.echo(r.line())
+        click.echo(summary)
+
+    emit({"passed": len(results) - failed, "failed": failed, "results": [r.to_dict() for r in results]}, human)
+    if failed:
+        raise SystemExit(1)
