@@ -616,6 +616,10 @@ def test_every_json_command_prints_json(cli, frozen_clock):
     [incident] = cli.json("incidents", "list")
     clock.advance(hours=2)
     cli.json("incidents", "retry", str(incident["id"]))
+    cli.json("calendars", "list")
+    cli.json("calendars", "show")
+    cli.json("calendars", "import-holidays", str(ROOT / "tests" / "data" / "calendars" / "national_day_2026.csv"))
+    cli.json("bpmn", "test")  # last: a scenario run resets the clock (here there are none to run)
 
     missing = _json_commands(cli.app) - cli.json_commands
     assert not missing, f"commands with --json that this test does not run yet: {sorted(missing)}"

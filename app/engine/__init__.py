@@ -20,6 +20,7 @@ from . import (
     tasks,
     timers,
 )
+from .calendars import CalendarProvider
 from .library import Library
 from .live import LiveWorkflows
 from .specs import SpecCache
@@ -27,11 +28,12 @@ from .specs import SpecCache
 
 class ProcessEngine:
     def __init__(self, db: Database, forms_dir: Path | None = None, message_ttl_seconds: int = 7 * 24 * 3600,
-                 live_workflows: int = 512):
+                 live_workflows: int = 512, calendar_ttl_seconds: float = 30.0):
         self.db = db
         self.forms_dir = forms_dir
         self.message_ttl_seconds = message_ttl_seconds
-        self.specs = SpecCache()
+        self.calendars = CalendarProvider(db, calendar_ttl_seconds)  # business calendars for scripts
+        self.specs = SpecCache(self.calendars)
         self.live = LiveWorkflows(live_workflows)
 
     # process library

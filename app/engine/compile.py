@@ -10,6 +10,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 from app.schemas.forms import from_inline_fields, load_text
 
+from .calendars import Calendars
 from .dialects import DIALECTS, Dialect
 from .scripting import HotlineScriptEngine
 from .timing import message_definitions, timer_definition
@@ -76,7 +77,7 @@ class CompiledVersion:
 
 
 def compile_version(version_id: int, key: str, dialect_name: str, files: dict[str, str],
-                    elements: dict[str, dict]) -> CompiledVersion:
+                    elements: dict[str, dict], calendars: Calendars | None = None) -> CompiledVersion:
     dialect = DIALECTS[dialect_name]
     parser = build_parser(dialect, files, validate=False)
     spec, subprocess_specs = specs_for(parser, key)
@@ -87,6 +88,6 @@ def compile_version(version_id: int, key: str, dialect_name: str, files: dict[st
     definitions = [getattr(ts, "event_definition", None)
                    for s in [spec, *subprocess_specs.values()] if s is not None for ts in s.task_specs.values()]
     return CompiledVersion(version_id, key, dialect, spec, subprocess_specs, elements, forms,
-                           HotlineScriptEngine(lookups),
+                           HotlineScriptEngine(lookups, calendars),
                            has_timers=any(timer_definition(d) for d in definitions if d is not None),
                            has_messages=any(message_definitions(d) for d in definitions if d is not None))

@@ -7,6 +7,7 @@ service rolls the whole transaction back and becomes an incident.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,12 +28,15 @@ from .step import Step, StepError
 from .sync import survey, sync_history, sync_human_tasks, sync_subscriptions, sync_timers
 from .timing import advance
 
+_SPIFF_ERROR_PREFIX = re.compile(r"^(\w+(?:Error|Exception|Warning)):(?=\S)")
+
 
 def error_text(exc: BaseException) -> str:
     """The error as a person should read it: message, then SpiffWorkflow's notes."""
     message = str(exc.args[0]) if exc.args else ""
     if isinstance(exc, (SpiffWorkflowException, StepError)):
-        text = message or type(exc).__name__
+        # SpiffWorkflow writes a script's error as "ZeroDivisionError:division by zero"
+        text = _SPIFF_ERROR_PREFIX.sub(r"\1: ", message) or type(exc).__name__
     else:  # a plain Python error from a service: its type says what went wrong (KeyError: 'agent')
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     notes = list(getattr(exc, "notes", None) or []) + list(getattr(exc, "__notes__", None) or [])

@@ -16,6 +16,7 @@ from SpiffWorkflow.spiff.specs.defaults import ServiceTask as _SpiffServiceTask
 from app.services import registry as services
 
 from . import clock
+from .calendars import Calendars, script_helpers
 
 
 def _now() -> datetime:
@@ -73,9 +74,10 @@ SCRIPT_HELPERS: dict[str, Any] = {
 
 
 class HotlineScriptEngine(PythonScriptEngine):
-    """One per process version: the helpers, plus ``lookup`` over that version's tables."""
+    """One per process version: the helpers, ``lookup`` over that version's tables, and
+    ``business_due(hours=4)`` & co. over the engine's business calendars (see calendars.py)."""
 
-    def __init__(self, lookups: dict[str, dict] | None = None):
+    def __init__(self, lookups: dict[str, dict] | None = None, calendars: Calendars | None = None):
         tables = dict(lookups or {})
 
         def lookup(table: str, key: Any, default: Any = None) -> Any:
@@ -84,7 +86,8 @@ class HotlineScriptEngine(PythonScriptEngine):
                 raise KeyError(f"no lookup table '{table}' (add bpmn/lookups/{table}.json)")
             return tables[table].get(str(key), default)
 
-        super().__init__(environment=TaskDataEnvironment({**SCRIPT_HELPERS, "lookup": lookup}))
+        helpers = {**SCRIPT_HELPERS, "lookup": lookup, **script_helpers(calendars, _parse_datetime)}
+        super().__init__(environment=TaskDataEnvironment(helpers))
 
     def call_service(self, task, operation_name, operation_params, **_):
         params = {name: spec["value"] for name, spec in operation_params.items()}
