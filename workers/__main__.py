@@ -1,4 +1,4 @@
-"""`python -m workers`: an RQ worker on the engine, telephony and notify queues.
+"""`python -m workers`: an RQ worker (with the scheduler) on the engine, telephony and notify queues.
 
 It also sweeps the database for due timers and expired messages every few seconds
 (the database is the source of truth for what is due; see design.md).
@@ -16,6 +16,7 @@ from app.config import Settings
 from app.container import Hotline
 from app.tuning import tune_gc
 
+from . import jobs
 from .sweeper import Sweeper
 
 QUEUES = ("engine", "telephony", "notify")
@@ -24,6 +25,9 @@ QUEUES = ("engine", "telephony", "notify")
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     h = Hotline(Settings.from_env())
+    jobs.use(h)
+    if os.environ.get("HOTLINE_TEST_SERVICES") == "1":
+        from . import testing_ops  # noqa: F401  (test-only service operations; see that module)
     tune_gc()
     stop = threading.Event()
     sweeper = Sweeper(h.engine, float(os.environ.get("HOTLINE_SWEEP_SECONDS", "2")), stop)

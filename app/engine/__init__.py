@@ -5,7 +5,8 @@ one transaction (see ``runtime.py``). Nothing here imports Flask, web, api or wo
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 from app.db import Database
@@ -35,6 +36,9 @@ class ProcessEngine:
         self.calendars = CalendarProvider(db, calendar_ttl_seconds)  # business calendars for scripts
         self.specs = SpecCache(self.calendars)
         self.live = LiveWorkflows(live_workflows)
+        # After-commit hooks, called with [(instance_id, due_at)] for the timer rows a transaction
+        # wrote; the worker wiring (app/container.py) schedules RQ jobs here. Never Redis in the engine.
+        self.on_timers_changed: list[Callable[[list[tuple[int, datetime]]], None]] = []
 
     # process library
     def validate(self, paths: Iterable[str | Path]) -> Library:
@@ -76,6 +80,10 @@ class ProcessEngine:
 
     def fire_due_timers(self, limit: int = 500) -> dict:
         return timers.fire_due(self, limit)
+
+    def fire_instance_timers(self, instance_id: int, actor: str = "system") -> bool:
+        """Fire one instance's due timers (a worker job); does nothing when none is due."""
+        return timers.fire_instance_timers(self, instance_id, actor, only_if_due=True)
 
     def expire_messages(self) -> int:
         return messages.expire_buffered(self)

@@ -14,7 +14,15 @@ from . import clock
 from .business_keys import next_business_key
 from .correlation import deliver
 from .incidents import record_incident
-from .runtime import error_text, failing_element, finish, flush_or_conflict, load_instance, run_on_instance
+from .runtime import (
+    announce_timers,
+    error_text,
+    failing_element,
+    finish,
+    flush_or_conflict,
+    load_instance,
+    run_on_instance,
+)
 from .step import Step
 from .timing import advance, message_definitions
 
@@ -65,6 +73,7 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 advance(workflow)
             finish(step)
         ctx.live.put(instance.id, instance.lock_version, workflow)
+        announce_timers(ctx, step.timers_set)
         return instance.id
     except HotlineError:
         raise

@@ -7,6 +7,7 @@ service rolls the whole transaction back and becomes an incident.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,8 @@ from .incidents import record_incident, resolve
 from .step import Step, StepError
 from .sync import survey, sync_history, sync_human_tasks, sync_subscriptions, sync_timers
 from .timing import advance
+
+log = logging.getLogger("hotline.engine")
 
 _SPIFF_ERROR_PREFIX = re.compile(r"^(\w+(?:Error|Exception|Warning)):(?=\S)")
 
@@ -155,6 +158,21 @@ def _task_moved_on(s: Session, incident: Incident) -> bool:
     return row is None or row.status not in TaskStatus.ACTIVE
 
 
+def announce_timers(ctx, timers: list) -> None:
+    """After a commit: tell ``ctx.on_timers_changed`` hooks (the worker wiring schedules a
+    job per timer) about the timer rows the transaction wrote, as [(instance_id, due_at)].
+
+    A failing hook never fails the committed change: the periodic sweep fires the timer anyway.
+    """
+    if not timers:
+        return
+    for hook in list(getattr(ctx, "on_timers_changed", ())):
+        try:
+            hook(list(timers))
+        except Exception:  # noqa: BLE001 - Redis down, say; the sweep recovers what this missed
+            log.exception("announcing %d timer(s) failed; the sweep will fire them", len(timers))
+
+
 def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, action: Callable[[Step], Any], *,
                     incident_action: dict | None, allow_suspended: bool = False,
                     resolve_incident_id: int | None = None, run_engine: bool = True) -> Any:
@@ -184,6 +202,7 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, a
                 advance(workflow)
             finish(step)
         ctx.live.put(instance_id, row.lock_version, workflow)
+        announce_timers(ctx, step.timers_set)
         return result
     except HotlineError:
         raise

@@ -29,6 +29,7 @@ class Step:
     resolve_incident_id: int | None = None
     loaded_status: str | None = None  # the instance's status before this transaction
     is_new: bool = False  # started in this transaction: it has no task, timer or subscription rows yet
+    timers_set: list = field(default_factory=list)  # (instance_id, due_at) of timer rows this step wrote
 
     def record(self, kind: str, element_id: str | None = None, **detail: Any) -> None:
         self.events.append(InstanceEvent(instance_id=self.instance.id, at=clock.now(), kind=kind,

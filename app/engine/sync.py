@@ -176,6 +176,7 @@ def sync_timers(step: Step) -> None:
             del want[row.spiff_task_id]
     for spiff_id, (element_id, due) in want.items():
         s.add(Timer(instance_id=step.instance.id, spiff_task_id=spiff_id, element_id=element_id, due_at=due))
+        step.timers_set.append((step.instance.id, due))
 
 
 # --- message subscriptions -----------------------------------------------------

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from app.errors import Conflict, IllegalState, StepFailed
+from app.errors import Conflict, HotlineError, IllegalState, StepFailed
 from app.models import InstanceStatus, ProcessInstance, Timer
 
 from . import clock
@@ -22,7 +22,37 @@ def due_instance_ids(ctx, now: datetime, limit: int) -> list[int]:
             .group_by(Timer.instance_id).order_by(Timer.instance_id).limit(limit)))
 
 
-def fire_instance_timers(ctx, instance_id: int, actor: str = "system", resolve_incident_id: int | None = None) -> bool:
+class _Passed(HotlineError):
+    """Nothing to fire here: another worker holds the instance, or its timers already fired."""
+
+
+def _claim(instance_id: int, now: datetime, skip_locked: bool):
+    """Find the instance inside the firing transaction, locked, only while it has a due timer.
+
+    ``skip_locked``: an instance another worker is changing right now is skipped
+    (FOR NO KEY UPDATE SKIP LOCKED on PostgreSQL; SQLite's database lock serializes
+    anyway), so sweepers running at once split the due instances between them.
+    """
+
+    def locate(s) -> int:
+        found = s.scalar(select(ProcessInstance.id).where(
+            ProcessInstance.id == instance_id, ProcessInstance.status == InstanceStatus.WAITING)
+            .with_for_update(key_share=True, skip_locked=skip_locked))
+        if found is None or s.scalar(select(Timer.id).where(Timer.instance_id == instance_id,
+                                                            Timer.due_at < now).limit(1)) is None:
+            raise _Passed(f"instance {instance_id}: nothing due, or busy")
+        return found
+
+    return locate
+
+
+def fire_instance_timers(ctx, instance_id: int, actor: str = "system", resolve_incident_id: int | None = None,
+                         *, only_if_due: bool = False, skip_locked: bool = False) -> bool:
+    """Fire the instance's due timers in one engine transaction; True when one fired.
+
+    ``only_if_due``: write nothing at all unless the waiting instance has a due timer (jobs
+    and sweeps: running twice changes nothing the second time).
+    """
     now = clock.now()
 
     def action(step: Step) -> bool:
@@ -32,16 +62,24 @@ def fire_instance_timers(ctx, instance_id: int, actor: str = "system", resolve_i
             step.record("timer_fired", timer.element_id, due_at=timer.due_at.isoformat())
         return bool(due)
 
-    return run_on_instance(ctx, instance_id, actor, action, incident_action={"name": "fire_timers", "actor": actor},
-                           resolve_incident_id=resolve_incident_id)
+    target = _claim(instance_id, now, skip_locked) if only_if_due else instance_id
+    try:
+        return run_on_instance(ctx, target, actor, action, incident_action={"name": "fire_timers", "actor": actor},
+                               resolve_incident_id=resolve_incident_id)
+    except _Passed:
+        return False
 
 
 def fire_due(ctx, limit: int = 500) -> dict:
-    """Fire every due timer (up to ``limit`` instances); returns what happened."""
+    """Fire every due timer (up to ``limit`` instances); returns what happened.
+
+    Several workers may sweep at once: each takes an instance with a row lock the others
+    skip, and re-checks inside that lock that a timer is still due, so a timer fires once.
+    """
     fired, failed, skipped = [], [], []
     for instance_id in due_instance_ids(ctx, clock.now(), limit):
         try:
-            if fire_instance_timers(ctx, instance_id):
+            if fire_instance_timers(ctx, instance_id, only_if_due=True, skip_locked=True):
                 fired.append(instance_id)
         except (Conflict, IllegalState):
             skipped.append(instance_id)  # changed meanwhile; the next sweep sees it again
