@@ -21,12 +21,16 @@ from app.services import demo, identity
 
 log = logging.getLogger("hotline.serve")
 
-SAMPLE_CALLS = [
-    {"caller_phone": "+86 138 0013 8000", "caller_name": "Zhao Lei 赵磊", "reason": "repair",
-     "notes": "No water since this morning, building 3", "resolved": False},
-    {"caller_phone": "+86 139 1234 5678", "caller_name": "Sun Li 孙丽", "reason": "inquiry",
-     "notes": "Asked about the new billing cycle", "resolved": True},
+SAMPLE_CALLS = [  # answers to the call-intake form (forms/call_intake.json); each caller is registered
+    {"caller_phone": "+86 138 0013 8000", "caller_name": "Zhao Lei 赵磊", "language": "zh", "reason": "repair",
+     "notes": "No water since this morning, building 3", "follow_up": "work_order"},
+    {"caller_phone": "+86 139 1234 5678", "caller_name": "Sun Li 孙丽", "language": "en", "reason": "inquiry",
+     "notes": "Asked about the new billing cycle", "follow_up": "resolved",
+     "answer": "The new cycle starts on the 1st; the first bill covers two weeks"},
 ]
+# A call event as the telephony worker sends it: Zhao Lei calls again, so the agent's open
+# task shows a known customer.
+SAMPLE_CALL_EVENT = {"caller": "13800138000", "called": "12345", "call_id": "1767574800.1"}
 
 
 def prepare(h: Hotline) -> None:
@@ -56,7 +60,8 @@ def seed_sample_tickets(h: Hotline) -> None:
         task = h.engine.instance_detail(instance_id)["tasks"][0]
         h.engine.claim(task["id"], "li.na")
         h.engine.complete(task["id"], "li.na", answers)
-    h.engine.start("inbound_call", {"channel": "phone"}, "wang.wei")
+    h.engine.correlate("call.inbound", payload=SAMPLE_CALL_EVENT)
+    h.engine.start("inbound_call", {"channel": "walk_in"}, "wang.wei")
 
 
 def main() -> int:

@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import Conflict, HotlineError, IllegalState, InvalidInput, NotFound, StepFailed
 from app.models import Incident, InstanceEvent, InstanceStatus, ProcessInstance, ProcessModel
+from app.services import context as service_context
 
 from . import clock
 from .business_keys import next_business_key
@@ -67,11 +68,12 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
             s.flush()
             step = Step(s, instance, compiled, workflow, actor, is_new=True)
             step.record("instance_started", data=data, process=key, version=compiled.version_id)
-            advance(workflow)
-            if start_message is not None:
-                _deliver_start_message(step, start_message)
+            with service_context.bound(s):  # service tasks write in this transaction
                 advance(workflow)
-            finish(step)
+                if start_message is not None:
+                    _deliver_start_message(step, start_message)
+                    advance(workflow)
+                finish(step)
         ctx.live.put(instance.id, instance.lock_version, workflow)
         announce_timers(ctx, step.timers_set)
         return instance.id

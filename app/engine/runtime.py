@@ -22,6 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.errors import Conflict, HotlineError, IllegalState, NotFound, StepFailed
 from app.models import HumanTask, Incident, InstanceStatus, ProcessInstance, TaskStatus
+from app.services import context as service_context
 
 from . import clock, state
 from .incidents import record_incident, resolve
@@ -103,6 +104,7 @@ def finish(step: Step) -> None:
         sync_human_tasks(step, view)
         if step.compiled.has_timers:
             sync_timers(step)
+    _link_customer(instance, wf)
     instance.state = state.dump(step.compiled.dialect.serializer, wf)
     instance.updated_at = clock.now()
     # Only an instance in error (or suspended, or being retried) can have open incidents.
@@ -118,6 +120,14 @@ def finish(step: Step) -> None:
     s.add_all(step.events)
     step.events = []
     flush_or_conflict(s, instance)
+
+
+def _link_customer(instance: ProcessInstance, wf: BpmnWorkflow) -> None:
+    """A process that identified its caller (data ``customer_id``) files the ticket under them."""
+    data = wf.data if wf.completed else (wf.last_task.data if wf.last_task is not None else {})
+    customer_id = data.get("customer_id")
+    if isinstance(customer_id, int) and not isinstance(customer_id, bool) and customer_id != instance.customer_id:
+        instance.customer_id = customer_id
 
 
 def _check_not_stuck(view) -> None:
@@ -197,10 +207,11 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, a
                 compiled.script_engine)
             step = Step(s, row, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
                         loaded_status=row.status)
-            result = action(step)
-            if run_engine:
-                advance(workflow)
-            finish(step)
+            with service_context.bound(s):  # service tasks write in this transaction
+                result = action(step)
+                if run_engine:
+                    advance(workflow)
+                finish(step)
         ctx.live.put(instance_id, row.lock_version, workflow)
         announce_timers(ctx, step.timers_set)
         return result

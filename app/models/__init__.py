@@ -1,13 +1,15 @@
 """Every table, importable from one place (Alembic and tests read Base.metadata)."""
 from .base import Base, utcnow
 from .calendar import Calendar, CalendarDay, CalendarDayHours, CalendarHours
+from .customer import Customer, CustomerPhone
 from .identity import Group, User, membership
 from .instance import Incident, InstanceEvent, InstanceStatus, ProcessInstance
 from .process import BusinessKeyCounter, MessageStart, ProcessModel, ProcessVersion
 from .work import BufferedMessage, HumanTask, MessageSubscription, TaskCandidate, TaskStatus, Timer
 
 __all__ = [
-    "Base", "utcnow", "Calendar", "CalendarDay", "CalendarDayHours", "CalendarHours", "Group", "User", "membership",
+    "Base", "utcnow", "Calendar", "CalendarDay", "CalendarDayHours", "CalendarHours", "Customer", "CustomerPhone",
+    "Group", "User", "membership",
     "Incident", "InstanceEvent", "InstanceStatus",
     "ProcessInstance", "BusinessKeyCounter", "MessageStart", "ProcessModel", "ProcessVersion",
     "BufferedMessage", "HumanTask", "MessageSubscription", "TaskCandidate", "TaskStatus", "Timer",

@@ -3,6 +3,10 @@
 A diagram names an operation (``spiffworkflow:serviceTaskOperator name="customer.lookup"``)
 and passes parameters; the engine checks at deploy time that the name is registered here,
 so a typo is a validation error, not a crash in the middle of a call.
+
+An operation that uses the database declares a keyword parameter ``_session``; ``call``
+passes it the session of the transaction it runs in (see ``context.py``). Parameters
+starting with ``_`` are not diagram parameters.
 """
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from .context import session_for
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,10 @@ class Operation:
     @property
     def parameters(self) -> list[str]:
         return [p for p in inspect.signature(self.func).parameters if not p.startswith("_")]
+
+    @property
+    def needs_session(self) -> bool:
+        return "_session" in inspect.signature(self.func).parameters
 
 
 _OPERATIONS: dict[str, Operation] = {}
@@ -53,9 +63,11 @@ def call(name: str, params: dict[str, Any]) -> Any:
     op = get(name)
     if op is None:
         raise LookupError(f"unknown service operation {name!r}")
+    if op.needs_session and "_session" not in params:
+        params = {**params, "_session": session_for(name)}
     return op.func(**params)
 
 
 def _load_builtin_operations() -> None:
     # Importing the modules registers their operations.
-    from . import builtin  # noqa: F401
+    from . import builtin, customers  # noqa: F401
