@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.engine import ProcessEngine
+from app.errors import IllegalState
 from app.models import Customer, ProcessInstance
 from app.services import customers, identity
 
@@ -91,3 +92,15 @@ def test_a_refused_registration_leaves_the_task_open_and_writes_nothing(hotline)
     assert detail["incidents"] == []
     with hotline.db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_a_call_started_by_hand_without_a_channel_is_refused_and_takes_no_event(hotline):
+    """With no data the hand start's condition is not met and the process would wait at its
+    call-event start: refused, so no dead ticket can take the next caller's event."""
+    with pytest.raises(IllegalState, match="call.inbound"):
+        hotline.start("inbound_call", {}, "li.na")
+
+    result = hotline.correlate("call.inbound", payload={"caller": "13800138000", "called": "12345",
+                                                        "call_id": "1767574800.2"})
+
+    assert result.delivered == [] and len(result.started) == 1

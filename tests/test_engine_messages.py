@@ -1,6 +1,7 @@
 """Messages from outside: start instances, reach the right waiting instance, or wait in the buffer."""
 from __future__ import annotations
 
+import pytest
 from engine_helpers import (
     T0,
     buffered_count,
@@ -11,9 +12,10 @@ from engine_helpers import (
     subscriptions,
     task_data,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.engine import clock
+from app.errors import IllegalState
 from app.models import BufferedMessage, MessageStart, ProcessInstance
 
 
@@ -36,15 +38,16 @@ def test_message_start_event_starts_an_instance(engine, deploy, db):
     assert buffered_count(db) == 0
 
 
-def test_started_by_hand_a_message_start_process_waits_for_its_message(engine, deploy, db):
+def test_a_process_that_starts_on_a_message_is_not_started_by_hand(engine, deploy, db):
+    """It would wait at its start for ever (or take a message meant for a new ticket)."""
     deploy("msg_start.bpmn")
-    iid = engine.start("call_intake", {}, "admin")
-    assert open_elements(db, iid) == []
-    assert status(db, iid) == "waiting"
-    assert [s.message_name for s in subscriptions(db, iid)] == ["call_received"]
+    with pytest.raises(IllegalState, match="starts when the message call_received arrives"):
+        engine.start("call_intake", {}, "admin")
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(ProcessInstance)) == 0  # nothing half-made
 
     result = engine.correlate("call_received", {}, {"caller": "Cy"})
-    assert (result.delivered, result.started) == ([iid], [])  # the waiting instance takes it
+    [iid] = result.started
     assert task_data(engine, iid, "triage")["call"] == {"caller": "Cy"}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -73,6 +74,8 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 if start_message is not None:
                     _deliver_start_message(step, start_message)
                     advance(workflow)
+                else:
+                    _refuse_if_still_at_start(key, workflow)
                 finish(step)
         ctx.live.put(instance.id, instance.lock_version, workflow)
         announce_timers(ctx, step.timers_set)
@@ -87,6 +90,20 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
         incident_id = record_incident(ctx, None, key, element, error_text(exc), action, actor)
         raise StepFailed(f"starting '{key}' failed at {element or '?'}: {error_text(exc)}", element,
                          incident_id) from exc
+
+
+def _refuse_if_still_at_start(key: str, workflow) -> None:
+    """Started by hand, a process that only starts on a message (or on a condition the data
+    does not meet) would wait at its start for ever: say so instead of making a dead ticket."""
+    waiting = [t for t in workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
+    if not waiting or not all(isinstance(t.task_spec, StartEvent) for t in waiting):
+        return
+    if workflow.get_tasks(state=TaskState.READY, manual=True):
+        return
+    messages = sorted({d.name for t in waiting for d in message_definitions(t.task_spec.event_definition)})
+    how = f"when the message {', '.join(messages)} arrives (send it)" if messages else "on a condition"
+    raise IllegalState(f"process {key} starts {how}; started by hand its start data must meet the "
+                       f"condition of a start event ({', '.join(t.task_spec.bpmn_id for t in waiting)})")
 
 
 def _deliver_start_message(step: Step, message: dict) -> None:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, select
 
@@ -184,6 +185,10 @@ def sync_timers(step: Step) -> None:
 def _wanted_subscriptions(step: Step) -> dict[tuple[str, str], tuple[Any, dict, dict]]:
     want = {}
     for task in _waiting_catch_tasks(step):
+        if isinstance(task.task_spec, StartEvent):
+            # A message start event starts new instances (message_start table); an instance
+            # started another way must not take the next caller's message for itself.
+            continue
         for definition in message_definitions(task.task_spec.event_definition):
             expected, retrieval = expected_correlation(task, definition)
             want[(str(task.id), definition.name)] = (task, expected, retrieval)
