@@ -10,6 +10,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 from app.schemas.forms import from_inline_fields, load_text
 
+from . import state
 from .calendars import Calendars
 from .dialects import DIALECTS, Dialect
 from .scripting import HotlineScriptEngine
@@ -61,6 +62,10 @@ class CompiledVersion:
 
     def new_workflow(self) -> BpmnWorkflow:
         return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=self.script_engine)
+
+    def load(self, state_text: str) -> BpmnWorkflow:
+        """An instance's workflow, restored from its stored state with this version's spec."""
+        return state.load(self.dialect.serializer, state_text, self.spec, self.subprocess_specs, self.script_engine)
 
     def element(self, element_id: str) -> dict:
         return self.elements.get(element_id, {})

@@ -26,7 +26,7 @@ from .runtime import (
     run_on_instance,
 )
 from .step import Step
-from .timing import advance, message_definitions
+from .timing import advance, message_definitions, waiting_catch_tasks
 
 
 def require_data(data: Any, what: str = "data") -> dict:
@@ -95,7 +95,7 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
 def _refuse_if_still_at_start(key: str, workflow) -> None:
     """Started by hand, a process that only starts on a message (or on a condition the data
     does not meet) would wait at its start for ever: say so instead of making a dead ticket."""
-    waiting = [t for t in workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
+    waiting = waiting_catch_tasks(workflow)
     if not waiting or not all(isinstance(t.task_spec, StartEvent) for t in waiting):
         return
     if workflow.get_tasks(state=TaskState.READY, manual=True):
@@ -107,9 +107,9 @@ def _refuse_if_still_at_start(key: str, workflow) -> None:
 
 
 def _deliver_start_message(step: Step, message: dict) -> None:
-    for task in list(step.workflow.event_manager.tasks.values()):
+    for task in waiting_catch_tasks(step.workflow):
         names = {d.name for d in message_definitions(task.task_spec.event_definition)}
-        if task.state == TaskState.WAITING and message["name"] in names:
+        if message["name"] in names:
             if deliver(step, str(task.id), message["name"], message.get("keys") or {},
                        message.get("payload") or {}):
                 return

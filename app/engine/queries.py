@@ -20,7 +20,6 @@ from app.models import (
 )
 from app.services import identity
 
-from . import state
 from .step import jsonable
 
 
@@ -90,8 +89,7 @@ def instance_detail(s: Session, ctx, instance_id: int) -> dict[str, Any]:
     if instance is None:
         raise NotFound(f"instance {instance_id} does not exist")
     compiled = ctx.specs.get(s, instance.version_id)
-    workflow = state.load(compiled.dialect.serializer, instance.state, compiled.spec, compiled.subprocess_specs,
-                          compiled.script_engine)
+    workflow = compiled.load(instance.state)
     if workflow.completed:
         data = workflow.data
     else:
@@ -132,8 +130,7 @@ def task_detail(s: Session, ctx, task_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"task {task_id} does not exist")
     compiled = ctx.specs.get(s, row.instance.version_id)
-    workflow = state.load(compiled.dialect.serializer, row.instance.state, compiled.spec,
-                          compiled.subprocess_specs, compiled.script_engine)
+    workflow = compiled.load(row.instance.state)
     task = workflow.get_task_from_id(UUID(row.spiff_task_id))
     data = task.data if task is not None else {}
     element = compiled.element(row.element_id)

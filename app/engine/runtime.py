@@ -202,9 +202,7 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, a
             check_active(row, allow_suspended)
             compiled = ctx.specs.get(s, row.version_id)
             process_key = compiled.key
-            workflow = ctx.live.take(instance_id, row.lock_version) or state.load(
-                compiled.dialect.serializer, row.state, compiled.spec, compiled.subprocess_specs,
-                compiled.script_engine)
+            workflow = ctx.live.take(instance_id, row.lock_version) or compiled.load(row.state)
             step = Step(s, row, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
                         loaded_status=row.status)
             with service_context.bound(s):  # service tasks write in this transaction

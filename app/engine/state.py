@@ -30,7 +30,7 @@ class StatelessSpecConverter(BpmnWorkflowConverter):
         return workflow
 
 
-def dump(serializer, workflow, script_engine=None) -> str:
+def dump(serializer, workflow) -> str:
     return serializer.serialize_json(workflow)
 
 

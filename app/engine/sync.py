@@ -20,7 +20,7 @@ from app.models import BufferedMessage, HumanTask, MessageSubscription, TaskCand
 from . import clock
 from .correlation import canonical, deliver, expected_correlation, matches
 from .step import Step, StepError
-from .timing import advance, message_definitions, timer_due
+from .timing import advance, message_definitions, timer_due, waiting_catch_tasks
 
 _HISTORY_STATES = {TaskState.COMPLETED: "step_completed", TaskState.CANCELLED: "step_cancelled",
                    TaskState.WAITING: "step_waiting", TaskState.ERROR: "step_failed"}
@@ -50,10 +50,6 @@ def survey(workflow, since: float) -> WorkflowView:
             if state & _ALIVE:
                 view.alive = True
     return view
-
-
-def _waiting_catch_tasks(step: Step):
-    return [t for t in step.workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
 
 
 def sync_history(step: Step, view: WorkflowView) -> None:
@@ -164,7 +160,7 @@ def sync_human_tasks(step: Step, view: WorkflowView) -> None:
 def sync_timers(step: Step) -> None:
     s = step.session
     want: dict[str, tuple[str, datetime]] = {}
-    for task in _waiting_catch_tasks(step):
+    for task in waiting_catch_tasks(step.workflow):
         due = timer_due(task)
         if due is not None:
             want[str(task.id)] = (task.task_spec.bpmn_id, due)
@@ -184,7 +180,7 @@ def sync_timers(step: Step) -> None:
 
 def _wanted_subscriptions(step: Step) -> dict[tuple[str, str], tuple[Any, dict, dict]]:
     want = {}
-    for task in _waiting_catch_tasks(step):
+    for task in waiting_catch_tasks(step.workflow):
         if isinstance(task.task_spec, StartEvent):
             # A message start event starts new instances (message_start table); an instance
             # started another way must not take the next caller's message for itself.

@@ -23,13 +23,17 @@ def advance(workflow: BpmnWorkflow) -> None:
             return
 
 
+def waiting_catch_tasks(workflow: BpmnWorkflow) -> list:
+    """The catch events (timers, messages, start events) the workflow waits at now."""
+    return [t for t in workflow.event_manager.tasks.values() if t.state == TaskState.WAITING]
+
+
 def _timer_due_now(workflow: BpmnWorkflow) -> bool:
     now = clock.now()
-    for task in workflow.event_manager.tasks.values():
-        if task.state == TaskState.WAITING:
-            due = timer_due(task)
-            if due is not None and due < now:  # SpiffWorkflow fires once due < now
-                return True
+    for task in waiting_catch_tasks(workflow):
+        due = timer_due(task)
+        if due is not None and due < now:  # SpiffWorkflow fires once due < now
+            return True
     return False
 
 
