@@ -70,4 +70,4 @@ def call(name: str, params: dict[str, Any]) -> Any:
 
 def _load_builtin_operations() -> None:
     # Importing the modules registers their operations.
-    from . import builtin, customers  # noqa: F401
+    from . import builtin, customers, escalation, ious, notify, refunds, surveys  # noqa: F401
