@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from app.db import Database
 
@@ -39,6 +40,9 @@ class ProcessEngine:
         # After-commit hooks, called with [(instance_id, due_at)] for the timer rows a transaction
         # wrote; the worker wiring (app/container.py) schedules RQ jobs here. Never Redis in the engine.
         self.on_timers_changed: list[Callable[[list[tuple[int, datetime]]], None]] = []
+        # After-commit hooks, called with [(kind, value)] that service operations announced
+        # (app/services/context.after_commit: a notification to send, a message to deliver).
+        self.on_committed: list[Callable[[list[tuple[str, Any]]], None]] = []
 
     # process library
     def validate(self, paths: Iterable[str | Path]) -> Library:

@@ -17,6 +17,7 @@ from .business_keys import next_business_key
 from .correlation import deliver
 from .incidents import record_incident
 from .runtime import (
+    announce_committed,
     announce_timers,
     error_text,
     failing_element,
@@ -69,7 +70,7 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
             s.flush()
             step = Step(s, instance, compiled, workflow, actor, is_new=True)
             step.record("instance_started", data=data, process=key, version=compiled.version_id)
-            with service_context.bound(s):  # service tasks write in this transaction
+            with service_context.bound(s, instance.id) as bound_step:  # service tasks write in this transaction
                 advance(workflow)
                 if start_message is not None:
                     _deliver_start_message(step, start_message)
@@ -79,6 +80,7 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 finish(step)
         ctx.live.put(instance.id, instance.lock_version, workflow)
         announce_timers(ctx, step.timers_set)
+        announce_committed(ctx, bound_step.announcements)
         return instance.id
     except HotlineError:
         raise

@@ -183,6 +183,18 @@ def announce_timers(ctx, timers: list) -> None:
             log.exception("announcing %d timer(s) failed; the sweep will fire them", len(timers))
 
 
+def announce_committed(ctx, announcements: list) -> None:
+    """After a commit: hand what service operations announced (``context.after_commit``) to
+    ``ctx.on_committed`` hooks. Like timers, a failing hook never fails the committed change."""
+    if not announcements:
+        return
+    for hook in list(getattr(ctx, "on_committed", ())):
+        try:
+            hook(list(announcements))
+        except Exception:  # noqa: BLE001 - each kind's sweep recovers what this missed
+            log.exception("announcing %d committed item(s) failed; the sweeps will pick them up", len(announcements))
+
+
 def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, action: Callable[[Step], Any], *,
                     incident_action: dict | None, allow_suspended: bool = False,
                     resolve_incident_id: int | None = None, run_engine: bool = True) -> Any:
@@ -205,13 +217,14 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, a
             workflow = ctx.live.take(instance_id, row.lock_version) or compiled.load(row.state)
             step = Step(s, row, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
                         loaded_status=row.status)
-            with service_context.bound(s):  # service tasks write in this transaction
+            with service_context.bound(s, instance_id) as bound_step:  # service tasks write in this transaction
                 result = action(step)
                 if run_engine:
                     advance(workflow)
                 finish(step)
         ctx.live.put(instance_id, row.lock_version, workflow)
         announce_timers(ctx, step.timers_set)
+        announce_committed(ctx, bound_step.announcements)
         return result
     except HotlineError:
         raise

@@ -1,12 +1,12 @@
 """Every table, importable from one place (Alembic and tests read Base.metadata)."""
+# Domain and engine tables whose modules export their own names:
+from . import async_work, iou, notification, refund, schedule, survey  # noqa: F401
 from .base import Base, utcnow
 from .calendar import Calendar, CalendarDay, CalendarDayHours, CalendarHours
 from .customer import Customer, CustomerPhone
 from .identity import Group, User, membership
 from .instance import Incident, InstanceEvent, InstanceStatus, ProcessInstance
 from .process import BusinessKeyCounter, MessageStart, ProcessModel, ProcessVersion
-# Domain and engine tables whose modules export their own names:
-from . import async_work, iou, notification, refund, schedule, survey  # noqa: F401
 from .work import BufferedMessage, HumanTask, MessageSubscription, TaskCandidate, TaskStatus, Timer
 
 __all__ = [

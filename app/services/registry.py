@@ -5,7 +5,8 @@ and passes parameters; the engine checks at deploy time that the name is registe
 so a typo is a validation error, not a crash in the middle of a call.
 
 An operation that uses the database declares a keyword parameter ``_session``; ``call``
-passes it the session of the transaction it runs in (see ``context.py``). Parameters
+passes it the session of the transaction it runs in (see ``context.py``); one that acts on
+the instance calling it declares ``_instance_id``. Parameters
 starting with ``_`` are not diagram parameters.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .context import session_for
+from .context import instance_for, session_for
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class Operation:
     @property
     def needs_session(self) -> bool:
         return "_session" in inspect.signature(self.func).parameters
+
+    @property
+    def needs_instance(self) -> bool:
+        return "_instance_id" in inspect.signature(self.func).parameters
 
 
 _OPERATIONS: dict[str, Operation] = {}
@@ -65,6 +70,8 @@ def call(name: str, params: dict[str, Any]) -> Any:
         raise LookupError(f"unknown service operation {name!r}")
     if op.needs_session and "_session" not in params:
         params = {**params, "_session": session_for(name)}
+    if op.needs_instance and "_instance_id" not in params:
+        params = {**params, "_instance_id": instance_for(name)}
     return op.func(**params)
 
 
