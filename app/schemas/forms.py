@@ -7,7 +7,9 @@ A form file names its fields, their types, labels in English and Chinese, and ru
                  "label": {"en": "Amount", "zh": "金额"}}]}
 
 Field types: string, text, phone, email, integer, number, money, boolean, date, datetime,
-choice (one of ``choices``), multichoice (several). Entered data is checked with a
+choice (one of ``choices``), multichoice (several). A field with
+``"required_if": {"decision": ["return", "transfer"]}`` is required only when every named
+field's entered value is one of those listed (a return needs its reason). Entered data is checked with a
 marshmallow schema built from the file, so a bad value is an error that names the field.
 Forms that Camunda Modeler defines inside the diagram (camunda:formData) work the same way.
 """
@@ -61,6 +63,28 @@ def check_definition(form: Any) -> list[str]:
             problems.append(f"field '{name}' has unknown type '{kind}' (use one of: {', '.join(FIELD_TYPES)})")
         if kind in ("choice", "multichoice") and not field.get("choices"):
             problems.append(f"field '{name}' of type {kind} needs 'choices'")
+    by_name = {f.get("name"): f for f in items if isinstance(f, dict)}
+    for field in items:
+        if isinstance(field, dict) and "required_if" in field:
+            problems.extend(_required_if_problems(field, by_name))
+    return problems
+
+
+def _required_if_problems(field: dict, by_name: dict) -> list[str]:
+    name, condition = field.get("name"), field["required_if"]
+    if not isinstance(condition, dict) or not condition:
+        return [f"field '{name}': 'required_if' must map field names to lists of values"]
+    problems = []
+    for other, values in condition.items():
+        if other not in by_name or other == name:
+            problems.append(f"field '{name}': 'required_if' names '{other}', which is not another field of this form")
+        elif not isinstance(values, list) or not values:
+            problems.append(f"field '{name}': 'required_if' needs a non-empty list of values for '{other}'")
+        elif by_name[other].get("type") in ("choice", "multichoice"):
+            unknown = [v for v in values if str(v) not in _choice_values(by_name[other])]
+            if unknown:
+                problems.append(f"field '{name}': 'required_if' lists {unknown} for '{other}', "
+                                f"which are not among its choices")
     return problems
 
 
@@ -138,6 +162,9 @@ def clean(form: dict, data: dict) -> dict:
     """
     try:
         loaded = schema_for(form).load(data)
+        missing = _conditionally_missing(form, loaded)
+        if missing:
+            raise ValidationError(missing)
         return dict(data) if form.get("inline") else loaded
     except ValidationError as exc:
         parts = []
@@ -145,3 +172,22 @@ def clean(form: dict, data: dict) -> dict:
             text = " ".join(messages) if isinstance(messages, list) else str(messages)
             parts.append(f"{name}: {text}")
         raise InvalidInput("form data is invalid: " + "; ".join(parts), fields=exc.messages) from exc
+
+
+def _conditionally_missing(form: dict, loaded: dict) -> dict[str, list[str]]:
+    """Fields whose ``required_if`` holds for the entered data but that were left empty.
+
+    ``{"required_if": {"decision": ["return", "transfer"]}}``: required when every named
+    field's value is one of its listed values (compared as text, so 1 and "1" agree).
+    """
+    missing = {}
+    for field in form["fields"]:
+        condition = field.get("required_if")
+        if not condition or loaded.get(field["name"]) not in (None, "", []):
+            continue
+        holds = all(loaded.get(other) is not None and str(loaded[other]) in {str(v) for v in values}
+                    for other, values in condition.items())
+        if holds:
+            because = " and ".join(f"{other} is {loaded[other]}" for other in condition)
+            missing[field["name"]] = [f"This field is required when {because}."]
+    return missing
