@@ -184,6 +184,12 @@ def test_an_invalid_file_names_file_scenario_and_step():
     ("scenarios:\n  - name: a\n", "scenario 'a': has neither 'steps' nor 'end': it checks nothing"),
     ("scenarios:\n  - name: a\n    steps:\n      - complete: x\n        with: [1]\n",
      "scenario 'a', step 1 (complete): 'with' must be a mapping (key: value), not a list"),
+    ("scenarios:\n  - name: a\n    given: {customers: [{name: x}]}\n    end: {status: waiting}\n",
+     "scenario 'a', given: customer 1 needs a 'phone'"),
+    ("scenarios:\n  - name: a\n    given: {customers: [{phone: '1', age: 3}]}\n    end: {status: waiting}\n",
+     "scenario 'a', given: unknown key 'age' in customer 1 (allowed: language, name, phone)"),
+    ("scenarios:\n  - name: a\n    given: {orders: []}\n    end: {status: waiting}\n",
+     "scenario 'a', given: unknown key 'orders' in given (allowed: customers)"),
     ("users: {li na: [g]}\nscenarios:\n  - name: a\n    end: {status: waiting}\n",
      "user name 'li na' may use letters, digits, '.', '_' and '-' only"),
 ])
@@ -275,3 +281,19 @@ def test_cli_without_scenarios(tmp_path, monkeypatch):
     result = _invoke(tmp_path, monkeypatch, bpmn_dir=empty)
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [f"no scenario files (*.scenario.yaml) under {empty}", "0 passed, 0 failed"]
+
+
+def test_a_given_customer_that_cannot_be_registered_fails_the_scenario_naming_it(tmp_path):
+    text = ("process: inbound_call\nscenarios:\n  - name: bad customer\n"
+            "    given: {customers: [{name: X, phone: '12'}]}\n    end: {status: waiting}\n")
+    [scenario] = load_file(_write(tmp_path, text))
+    with ScenarioRunner(FORMS) as r:
+        result = r.run(scenario, BPMN)
+    assert not result.passed and result.where.startswith("start")
+    assert "given customer 1: '12' is not a valid phone number" in result.difference, result.difference
+
+
+def _write(tmp_path, text: str) -> Path:
+    path = tmp_path / "x.scenario.yaml"
+    path.write_text(text)
+    return path

@@ -25,7 +25,9 @@ ADMIN = "admin"  # acts when a step names nobody; may do anything
 SYSTEM = "system"  # sends messages when a step names nobody, as the telephony worker does
 
 FILE_KEYS = {"process", "users", "scenarios"}
-SCENARIO_KEYS = {"name", "description", "start_at", "users", "start", "steps", "end"}
+SCENARIO_KEYS = {"name", "description", "start_at", "users", "given", "start", "steps", "end"}
+GIVEN_KEYS = {"customers"}  # domain data in place before the start
+CUSTOMER_KEYS = {"name", "phone", "language"}
 START_KEYS = {"process", "as", "data", "message", "keys", "payload", "fails"}
 ACTIONS = {  # action key: the other keys its step may have
     "complete": {"as", "with", "fails"},
@@ -78,6 +80,7 @@ class Scenario:
     start: ScenarioStep
     steps: list[ScenarioStep]
     end: ScenarioStep | None
+    given: dict = field(default_factory=dict)  # {"customers": [{name, phone, language}]}
 
 
 class _Loader(yaml.SafeLoader):
@@ -229,6 +232,7 @@ def _scenario(problems: _Problems, path: Path, n: int, raw: Any, process: str, f
     names.add(name)
     users = {**file_users, **_users(problems, where, raw.get("users"))}
     start_at = _start_at(problems, where, raw.get("start_at"), zone)
+    given = _given(problems, f"{where}, given", raw.get("given"))
     ctx = _StepContext(problems, where, set(users) | {ADMIN})
     start = ctx.start(raw.get("start"), process)
     items = raw.get("steps", [])
@@ -239,7 +243,22 @@ def _scenario(problems: _Problems, path: Path, n: int, raw: Any, process: str, f
     end = ctx.expect(ScenarioStep(len(steps) + 1, "end"), raw["end"]) if "end" in raw else None
     if not steps and end is None:
         problems.add(where, "has neither 'steps' nor 'end': it checks nothing")
-    return Scenario(path, str(name), users, start_at, start, steps, end)
+    return Scenario(path, str(name), users, start_at, start, steps, end, given)
+
+
+def _given(problems: _Problems, where: str, raw: Any) -> dict:
+    """``given: {customers: [{name, phone, language}]}``: customers on file before the start."""
+    if raw is None or not problems.keys(where, raw, GIVEN_KEYS, "given"):
+        return {}
+    customers = raw.get("customers") or []
+    if not isinstance(customers, list):
+        problems.add(where, f"'customers' must be a list, not {_kind(customers)}")
+        return {}
+    for n, customer in enumerate(customers, 1):
+        what = f"customer {n}"
+        if problems.keys(where, customer, CUSTOMER_KEYS, what) and "phone" not in customer:
+            problems.add(where, f"{what} needs a 'phone'")
+    return {"customers": customers}
 
 
 def _start_at(problems: _Problems, where: str, raw: Any, zone: ZoneInfo) -> datetime:

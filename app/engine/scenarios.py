@@ -25,7 +25,7 @@ from app.db import Database
 from app.errors import HotlineError, InvalidInput
 from app.migrate import upgrade
 from app.models import Timer
-from app.services import identity
+from app.services import customers, identity
 
 from . import ProcessEngine, clock, queries
 from .scenario_files import (
@@ -187,6 +187,12 @@ class _Run:
         with self.engine.db.transaction() as s:
             for name, groups in self.scenario.users.items():
                 identity.ensure_user(s, name, groups=groups)
+            for n, customer in enumerate(self.scenario.given.get("customers", []), 1):
+                try:
+                    customers.register(str(customer["phone"]), customer.get("name") or "",
+                                       customer.get("language") or "zh", _session=s)
+                except (ValueError, HotlineError) as exc:
+                    raise _Mismatch(f"given customer {n}: {getattr(exc, 'message', exc)}") from exc
         self.engine.deploy([library])
 
     def _failed(self, result: ScenarioResult, step: ScenarioStep, exc: _Mismatch) -> ScenarioResult:
