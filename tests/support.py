@@ -53,6 +53,16 @@ def scratch_pg_database(purpose: str) -> Iterator[str]:
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def chromium_path() -> str:
+    """Debian's Chromium (``apt-get install chromium``), which Playwright drives; its own download is not used."""
+    import shutil
+
+    path = os.environ.get("HOTLINE_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        unavailable("Chromium", "no 'chromium' on PATH (apt-get install chromium)")
+    return path
+
+
 def redis_server_url() -> str:
     """The test Redis server's URL, once it answered a ping."""
     import redis
