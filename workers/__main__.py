@@ -20,6 +20,8 @@ from . import jobs
 from .sweeper import Sweeper
 
 QUEUES = ("engine", "telephony", "notify")
+MAX_REDIS_WAIT = 10.0  # seconds between attempts to reach a Redis that went away
+log = logging.getLogger("hotline.worker")
 
 
 def main() -> None:
@@ -32,12 +34,36 @@ def main() -> None:
     stop = threading.Event()
     sweeper = Sweeper(h.engine, float(os.environ.get("HOTLINE_SWEEP_SECONDS", "2")), stop)
     threading.Thread(target=sweeper.run, name="sweeper", daemon=True).start()
-    connection = h.redis
-    worker = Worker([Queue(name, connection=connection) for name in QUEUES], connection=connection)
     try:
-        worker.work(with_scheduler=True)
+        work(h.redis, stop)
     finally:
         stop.set()
+
+
+def work(connection, stop: threading.Event) -> None:
+    """Run the RQ worker until it is told to stop, through Redis outages.
+
+    Redis may be down at start or go away mid-run (a restart, a failover). The worker then
+    waits and connects again instead of exiting; meanwhile the sweep thread keeps firing
+    due timers from the database, so nothing that falls due waits for Redis.
+    """
+    import redis
+
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            # The maintenance pass also restarts RQ's scheduler process when a Redis outage killed
+            # it; every minute instead of RQ's ten, so jobs scheduled later run on time again soon.
+            worker = Worker([Queue(name, connection=connection) for name in QUEUES], connection=connection,
+                            maintenance_interval=60)
+            worker.max_connection_wait_time = MAX_REDIS_WAIT  # RQ's own reconnect loop while dequeuing
+            worker.work(with_scheduler=True)
+            return  # told to stop (SIGTERM, SIGINT)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.error("Redis is unreachable (%s); the sweep keeps firing due timers; connecting again in %.0fs",
+                      exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, MAX_REDIS_WAIT)
 
 
 if __name__ == "__main__":
