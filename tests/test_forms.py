@@ -62,3 +62,22 @@ def test_a_bad_condition_in_a_form_file_is_named(condition, problem):
     with pytest.raises(FormError, match="reason"):
         import json
         load_text(json.dumps(form), "forms/x.json")
+
+
+MONEY = {"fields": [{"name": "amount", "type": "money", "required": True, "min": 0.01}]}
+
+
+@pytest.mark.parametrize("entered, problem", [
+    ("10.005", "at most 2 decimal places"), ("0", "greater than or equal to 0.01"), ("ten", "Not a valid number"),
+    ("NaN", "Special numeric values"), ("Infinity", "Special numeric values"),
+])
+def test_money_with_a_third_decimal_is_refused_not_rounded(entered, problem):
+    with pytest.raises(InvalidInput, match=problem):
+        clean(MONEY, {"amount": entered})
+
+
+def test_money_keeps_its_exact_value():
+    from decimal import Decimal
+
+    assert clean(MONEY, {"amount": "10.5"})["amount"] == Decimal("10.5")
+    assert clean(MONEY, {"amount": "1999.99"})["amount"] == Decimal("1999.99")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
@@ -113,6 +114,11 @@ def from_inline_fields(inline: list[dict]) -> dict:
     return {"fields": out, "inline": True}
 
 
+def _at_most_cents(value: Decimal) -> None:
+    if value != value.quantize(Decimal("0.01")):  # marshmallow refuses NaN and infinities before this
+        raise ValidationError("An amount of money has at most 2 decimal places.")
+
+
 def _field(spec: dict) -> fields.Field:
     kind = spec.get("type", "string")
     required = bool(spec.get("required"))
@@ -132,9 +138,10 @@ def _field(spec: dict) -> fields.Field:
         rng = validate.Range(min=spec.get("min"), max=spec.get("max"))
         return fields.Integer(strict=False, validate=rng, **opts)
     if kind in ("number", "money"):
-        places = 2 if kind == "money" else None
-        rng = validate.Range(min=spec.get("min"), max=spec.get("max"))
-        return fields.Decimal(places=places, validate=rng, **opts)
+        checks = [validate.Range(min=spec.get("min"), max=spec.get("max"))]
+        if kind == "money":  # refused, never rounded: 10.005 is a typo, not 10.00 or 10.01
+            checks.append(_at_most_cents)
+        return fields.Decimal(validate=checks, **opts)
     if kind == "boolean":
         return fields.Boolean(**opts)
     if kind == "date":
