@@ -6,6 +6,8 @@ from flask import Blueprint, Flask, jsonify
 from app import hotline
 from app.engine import queries
 
+from . import notifications
+
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
@@ -17,3 +19,4 @@ def processes():
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(notifications.bp)
