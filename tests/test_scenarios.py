@@ -151,8 +151,8 @@ def test_an_invalid_file_names_file_scenario_and_step():
         "scenario 'typos', step 1 (complete): unknown key 'wiht' in a 'complete' step (allowed: as, complete, fails, "
         "with)",
         "scenario 'typos', step 2 (advance): advance '15 minutes' is not a duration like PT15M, PT4H, P2D or P1DT2H",
-        "scenario 'typos', step 3 (expect): unknown key 'taks' in expect (allowed: data, incidents, path, status, "
-        "tasks)",
+        "scenario 'typos', step 3 (expect): unknown key 'taks' in expect (allowed: data, incidents, messages_sent, "
+        "path, status, tasks)",
         "scenario 'typos', step 4 (complete): user 'wang.wei' is not declared under 'users' (declared: admin, li.na)",
         "scenario 'typos', step 5: a step does exactly one of: complete, claim, advance, message, expect "
         "(found: claim, complete)",

@@ -68,7 +68,7 @@ def event_correlations(definition: MessageEventDefinition, keys: dict, payload: 
     return result
 
 
-def deliver(step: Step, spiff_task_id: str, name: str, keys: dict, payload: dict) -> bool:
+def deliver(step: Step, spiff_task_id: str, name: str, keys: dict, payload: dict, origin: dict | None = None) -> bool:
     """Hand a message to one waiting catch event; False when it no longer waits for it."""
     wf = step.workflow
     task = wf.get_task_from_id(UUID(spiff_task_id))
@@ -90,7 +90,9 @@ def deliver(step: Step, spiff_task_id: str, name: str, keys: dict, payload: dict
         raise
     finally:
         wf.script_engine = engine
-    step.record("message_received", task.task_spec.bpmn_id, message=name, keys=keys, payload=payload)
+    step.record("message_received", task.task_spec.bpmn_id, message=name, keys=keys, payload=payload,
+                **({"from_instance": origin.get("instance_id"), "from_business_key": origin.get("business_key"),
+                    "from_element": origin.get("element_id")} if origin else {}))
     return True
 
 

@@ -21,11 +21,11 @@ from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessage
 from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
-from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition as SpiffMessage
 
 from .scripting import HotlineServiceTask
+from .service_parsers import CamundaServiceTaskParser, HotlineServiceTaskParser
 from .state import StatelessSpecConverter
 
 SPIFF = "spiff"
@@ -44,7 +44,14 @@ def detect(text: str) -> str:
 class HotlineSpiffParser(SpiffBpmnParser):
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
-        full_tag("serviceTask"): (ServiceTaskParser, HotlineServiceTask),
+        full_tag("serviceTask"): (HotlineServiceTaskParser, HotlineServiceTask),
+    }
+
+
+class HotlineCamundaParser(CamundaParser):
+    OVERRIDE_PARSER_CLASSES = {
+        **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (CamundaServiceTaskParser, HotlineServiceTask),
     }
 
 
@@ -71,7 +78,7 @@ def _spiff_parser(validate: bool):
 
 
 def _camunda_parser(validate: bool):
-    return CamundaParser(validator=BpmnValidator() if validate else None)
+    return HotlineCamundaParser(validator=BpmnValidator() if validate else None)
 
 
 DIALECTS: dict[str, Dialect] = {

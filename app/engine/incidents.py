@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.models import Incident, InstanceEvent, InstanceStatus, ProcessInstance
 
 from . import clock
 from .step import jsonable
+from .transactions import transaction_in
 
 
 def resolve(incident: Incident, actor: str) -> None:
@@ -14,9 +16,9 @@ def resolve(incident: Incident, actor: str) -> None:
 
 
 def record_incident(ctx, instance_id: int | None, process_key: str, element_id: str | None, error: str,
-                    action: dict, actor: str) -> int:
-    """Record (or count again) an open incident, in a transaction of its own."""
-    with ctx.db.transaction() as s:
+                    action: dict, actor: str, session: Session | None = None) -> int:
+    """Record (or count again) an open incident, in a transaction of its own (or a savepoint of ``session``)."""
+    with transaction_in(ctx, session) as s:
         incident = None
         if instance_id is not None:
             incident = s.scalar(select(Incident).where(

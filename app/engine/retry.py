@@ -4,6 +4,7 @@ from __future__ import annotations
 from app.errors import Conflict, IllegalState, NotFound
 from app.models import Incident
 
+from . import async_runner
 from .correlation import deliver
 from .incidents import resolve
 from .instances import start
@@ -27,6 +28,8 @@ def retry(ctx, incident_id: int, actor: str) -> dict:
                        start_message=action.get("start_message"))
         _close(ctx, incident_id, actor)
         return {"incident_id": incident_id, "instance_id": new_id}
+    if name in ("retry_service_job", "continue_service_job"):
+        return async_runner.retry(ctx, incident_id, action, actor)
     if name == "fire_timers":
         fire_instance_timers(ctx, instance_id, actor, resolve_incident_id=incident_id)
     elif name == "complete":

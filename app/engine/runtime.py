@@ -25,10 +25,13 @@ from app.models import HumanTask, Incident, InstanceStatus, ProcessInstance, Tas
 from app.services import context as service_context
 
 from . import clock, state
+from .async_tasks import sync_service_jobs
 from .incidents import record_incident, resolve
 from .step import Step, StepError
 from .sync import survey, sync_history, sync_human_tasks, sync_subscriptions, sync_timers
+from .thrown_messages import record_thrown
 from .timing import advance
+from .transactions import after_commit, transaction_in
 
 log = logging.getLogger("hotline.engine")
 
@@ -104,6 +107,8 @@ def finish(step: Step) -> None:
         sync_human_tasks(step, view)
         if step.compiled.has_timers:
             sync_timers(step)
+        sync_service_jobs(step)  # asynchronous service tasks waiting for a worker
+        record_thrown(step)  # messages thrown to other processes: the outbox
     _link_customer(instance, wf)
     instance.state = state.dump(step.compiled.dialect.serializer, wf)
     instance.updated_at = clock.now()
@@ -195,19 +200,29 @@ def announce_committed(ctx, announcements: list) -> None:
             log.exception("announcing %d committed item(s) failed; the sweeps will pick them up", len(announcements))
 
 
+def committed(ctx, instance_id: int, lock_version: int, workflow: BpmnWorkflow, timers: list,
+              announcements: list) -> None:
+    """After an instance's change committed: keep its workflow warm, tell the workers."""
+    ctx.live.put(instance_id, lock_version, workflow)
+    announce_timers(ctx, timers)
+    announce_committed(ctx, announcements)
+
+
 def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, action: Callable[[Step], Any], *,
                     incident_action: dict | None, allow_suspended: bool = False,
-                    resolve_incident_id: int | None = None, run_engine: bool = True) -> Any:
+                    resolve_incident_id: int | None = None, run_engine: bool = True,
+                    session: Session | None = None, after: list | None = None) -> Any:
     """Apply ``action`` to an instance, run the engine, commit; or change nothing.
 
     ``instance`` is an id, or a function that finds it (and checks the caller may act)
-    inside the same transaction.
+    inside the same transaction. With ``session``: a savepoint in that transaction, and the
+    after-commit work goes to ``after`` (see transactions.py).
     """
     process_key = None
     workflow = None
     instance_id = instance if isinstance(instance, int) else None
     try:
-        with ctx.db.transaction() as s:
+        with transaction_in(ctx, session) as s:
             if instance_id is None:
                 instance_id = instance(s)
             row = load_instance(s, instance_id, lock=True, with_state=not ctx.live.holds(instance_id))
@@ -222,9 +237,8 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, a
                 if run_engine:
                     advance(workflow)
                 finish(step)
-        ctx.live.put(instance_id, row.lock_version, workflow)
-        announce_timers(ctx, step.timers_set)
-        announce_committed(ctx, bound_step.announcements)
+        after_commit(after, lambda: committed(ctx, instance_id, row.lock_version, workflow, step.timers_set,
+                                              bound_step.announcements))
         return result
     except HotlineError:
         raise
@@ -233,5 +247,5 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, a
             raise
         element = failing_element(exc, workflow)
         incident_id = record_incident(ctx, instance_id, process_key or "?", element, error_text(exc),
-                                      incident_action, actor)
+                                      incident_action, actor, session=session)
         raise StepFailed(f"step {element or '?'} failed: {error_text(exc)}", element, incident_id) from exc

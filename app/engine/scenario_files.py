@@ -36,7 +36,8 @@ ACTIONS = {  # action key: the other keys its step may have
     "message": {"as", "keys", "payload", "fails"},
     "expect": set(),
 }
-EXPECT_KEYS = {"tasks", "status", "data", "path", "incidents"}
+EXPECT_KEYS = {"tasks", "status", "data", "path", "incidents", "messages_sent"}
+MESSAGE_SENT_KEYS = {"message", "payload", "keys"}  # thrown messages are recorded, not delivered
 TASK_KEYS = {"task", "groups", "assignee", "due_in"}
 INCIDENT_KEYS = {"element", "error"}
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
@@ -355,7 +356,20 @@ class _StepContext:
             checks["tasks"] = [self._task(where, t) for t in self._list(where, raw["tasks"], "tasks")]
         if "incidents" in raw:
             checks["incidents"] = [self._incident(where, i) for i in self._list(where, raw["incidents"], "incidents")]
+        if "messages_sent" in raw:
+            checks["messages_sent"] = [self._message_sent(where, m)
+                                       for m in self._list(where, raw["messages_sent"], "messages_sent")]
         return ScenarioStep(step.number, step.action, checks)
+
+    def _message_sent(self, where: str, raw: Any) -> dict:
+        if not isinstance(raw, dict):
+            return {"message": self.problems.text(where, raw, "an item of messages_sent")}
+        self.problems.keys(where, raw, MESSAGE_SENT_KEYS, "an item of messages_sent")
+        sent: dict[str, Any] = {"message": self.problems.text(where, raw.get("message"), "message")}
+        for part in ("payload", "keys"):
+            if part in raw:
+                sent[part] = self.problems.mapping(where, raw[part], part)
+        return sent
 
     def _list(self, where: str, raw: Any, what: str) -> list:
         if raw is None:

@@ -210,6 +210,7 @@ class _Run:
             return
         try:
             getattr(self, f"_{step.action}")(step)
+            self.engine.run_due_async_tasks()  # asynchronous service tasks run at once, as an idle worker would
         except (HotlineError, _Refused) as exc:
             if step.fails is None:
                 raise _Mismatch(f"failed: {exc.message}", "the step succeeds", exc.message) from exc
@@ -378,8 +379,38 @@ def _check_incidents(want: list[dict], detail: dict) -> tuple[Any, list[str]]:
     return got, found
 
 
+def _check_messages_sent(want: list[dict], detail: dict) -> tuple[Any, list[str]]:
+    """Every wanted message was thrown (recorded, not delivered, in a scenario), with at least
+    the payload and keys given; each sent message counts for one wanted."""
+    sent = [{"message": e["detail"].get("message"), "payload": e["detail"].get("payload") or {},
+             "keys": e["detail"].get("keys") or {}} for e in detail["history"] if e["kind"] == "message_sent"]
+    remaining, found = list(sent), []
+    for w in want:
+        named = [m for m in remaining if m["message"] == w["message"]]
+        fits = [m for m in named if not _part_differences(w, m)]
+        if fits:
+            remaining.remove(fits[0])
+        elif named:
+            found.append(f"message {w['message']}: " + "; ".join(_part_differences(w, named[0])))
+        else:
+            found.append(f"messages sent: expected {w['message']}, but it was not sent "
+                         f"(sent: {_names([m['message'] for m in sent])})")
+    return sent, found
+
+
+def _part_differences(want: dict, message: dict) -> list[str]:
+    found = []
+    for part in ("payload", "keys"):
+        for key, value in (want.get(part) or {}).items():
+            if key not in message[part]:
+                found.append(f"{part}.{key}: expected {_show(value)}, but it is not in the message")
+            elif not _same(value, message[part][key]):
+                found.append(f"{part}.{key}: expected {_show(value)}, got {_show(message[part][key])}")
+    return found
+
+
 _CHECKS = {"status": _check_status, "data": _check_data, "path": _check_path, "tasks": _check_tasks,
-           "incidents": _check_incidents}
+           "incidents": _check_incidents, "messages_sent": _check_messages_sent}
 
 
 def _same(want: Any, got: Any) -> bool:
