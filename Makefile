@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 ASSETS := app/static/vendor/.installed-$(shell sha1sum package-lock.json | cut -c1-12)
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench bench-timers clean
 
 run: install
 	$(BIN)/python -m app.serve
@@ -37,6 +37,9 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.engine
+
+bench-timers: install
+	$(BIN)/python -m bench.timers
 
 clean:
 	rm -rf $(VENV) node_modules app/static/vendor .pytest_cache

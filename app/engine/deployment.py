@@ -12,6 +12,7 @@ from app.db import Database
 from app.errors import LibraryInvalid
 from app.models import Group, MessageStart, ProcessModel, ProcessVersion
 
+from . import schedules
 from .library import Library, ProcessDefinition, load_library
 
 
@@ -29,7 +30,9 @@ def known_groups(session: Session) -> set[str]:
 def validate_paths(db: Database, paths: Iterable[str | Path], forms_dir: Path | None) -> Library:
     with db.transaction() as s:
         groups = known_groups(s)
-    return load_library(paths, forms_dir, groups)
+    library = load_library(paths, forms_dir, groups)
+    schedules.check_library(library)  # timer start events: their times must work out
+    return library
 
 
 def deploy_paths(db: Database, paths: Iterable[str | Path], forms_dir: Path | None,
@@ -40,6 +43,7 @@ def deploy_paths(db: Database, paths: Iterable[str | Path], forms_dir: Path | No
         raise LibraryInvalid(library.errors)
     with db.transaction() as s:
         results = [_deploy_one(s, d, actor) for d in library.definitions.values()]
+        schedules.sync_library(s, library)
     return results, library
 
 

@@ -15,11 +15,15 @@ from .step import Step
 
 def due_instance_ids(ctx, now: datetime, limit: int) -> list[int]:
     # A timer fires once its due time has passed (due_at < now), as SpiffWorkflow decides.
+    # Only the due rows are read, through the due_at index, each instance looked up by key: a join
+    # ordered by instance let SQLite walk every waiting instance, so an idle sweep grew with the
+    # timers waiting (bench/timers.py). Earliest due first; an instance with two due timers once.
+    waiting = (select(ProcessInstance.id).where(ProcessInstance.id == Timer.instance_id,
+                                                ProcessInstance.status == InstanceStatus.WAITING).exists())
     with ctx.db.transaction() as s:
-        return list(s.scalars(
-            select(Timer.instance_id).join(ProcessInstance, ProcessInstance.id == Timer.instance_id)
-            .where(Timer.due_at < now, ProcessInstance.status == InstanceStatus.WAITING)
-            .group_by(Timer.instance_id).order_by(Timer.instance_id).limit(limit)))
+        due = s.scalars(select(Timer.instance_id).where(Timer.due_at < now, waiting)
+                        .order_by(Timer.due_at, Timer.instance_id).limit(limit))
+        return list(dict.fromkeys(due))
 
 
 class _Passed(HotlineError):
@@ -75,6 +79,8 @@ def fire_due(ctx, limit: int = 500) -> dict:
 
     Several workers may sweep at once: each takes an instance with a row lock the others
     skip, and re-checks inside that lock that a timer is still due, so a timer fires once.
+    One transaction per instance: a batch of instances in one transaction, each in a savepoint,
+    fired some timers twice with two sweepers on PostgreSQL (bench/RESULTS.md, Timers).
     """
     fired, failed, skipped = [], [], []
     for instance_id in due_instance_ids(ctx, clock.now(), limit):
