@@ -27,6 +27,8 @@ class Hotline:
             # Due timers get an RQ job at their due time (the sweep is the safety net). Without
             # REDIS_URL (a bare CLI on a laptop) the workers' sweep alone fires them.
             engine.on_timers_changed.append(self.schedule_timer_jobs)
+            engine.on_committed.append(self.enqueue_notifications)  # SMS/e-mail: the sweep sends what this misses
+            engine.on_committed.append(self.enqueue_engine_work)  # async service tasks, thrown messages
         return engine
 
     @cached_property
@@ -41,6 +43,18 @@ class Hotline:
         from app.scheduling import schedule_timer_jobs
 
         schedule_timer_jobs(self.scheduling_redis, timers)
+
+    def enqueue_engine_work(self, announcements) -> None:
+        from app.scheduling import enqueue_engine_work
+
+        enqueue_engine_work(self.scheduling_redis, announcements)
+
+    def enqueue_notifications(self, announcements) -> None:
+        from app.scheduling import announced_ids, enqueue_notifications
+
+        ids = announced_ids(announcements)
+        if ids:
+            enqueue_notifications(self.scheduling_redis, ids)
 
     @cached_property
     def redis(self):

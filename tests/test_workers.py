@@ -246,8 +246,26 @@ class WorkerProcess:
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
+    def swept(self, seconds: float = 20) -> WorkerProcess:
+        """Wait until its sweep process did its first sweep (the next one is an interval away)."""
+        from workers.sweep_process import FIRST_SWEEP_DONE
+
+        _wait_for(lambda: self.log.exists() and FIRST_SWEEP_DONE in self.log.read_text(), seconds,
+                  "the worker's first sweep", self.log)
+        return self
+
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:
+            if sig == signal.SIGKILL:
+                # RQ runs each job in a work horse with a process group of its own (setpgrp): a kill of the
+                # worker's process group would leave the horse running the job. Kill every descendant.
+                import psutil
+
+                for child in psutil.Process(self.proc.pid).children(recursive=True):
+                    try:
+                        child.kill()
+                    except psutil.NoSuchProcess:
+                        pass
             os.killpg(self.proc.pid, sig)
             try:
                 self.proc.wait(10)
@@ -288,7 +306,7 @@ def _wait_for(predicate, seconds: float, what: str, log: Path | None = None):
 
 @pytest.mark.redis
 def test_a_worker_fires_a_timer_through_its_scheduled_job(worker_env):
-    w = worker_env.worker(sweep_seconds=60)  # the sweep stays out of the way: the job must do it
+    w = worker_env.worker(sweep_seconds=60).swept()  # the sweep stays out of the way: the job must do it
     iid = worker_env.h.engine.start("timer_wait", {"wait_for": "PT2S", "label": "x"}, "admin")
     _wait_for(lambda: open_elements(worker_env.h.db, iid) == ["after"], 12, "the timer to fire", w.log)
     assert len(history(worker_env.h.db, iid, "timer_fired")) == 1

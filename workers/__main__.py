@@ -1,8 +1,11 @@
 """`python -m workers`: an RQ worker (with the scheduler) on the engine, telephony and notify queues.
 
-It also sweeps the database for due timers and expired messages every few seconds
-(the database is the source of truth for what is due; see design.md).
+It also sweeps the database for whatever is due (timers, schedules, asynchronous service
+tasks, thrown messages, notifications) every few seconds: the database is the source of
+truth, RQ jobs are the fast path (see design.md and sweeper.py).
 Run as many as you like, on any number of hosts, against one Redis and one database.
+The sweep runs in a process of its own (sweep_process.py says why); this process keeps only
+a watchdog thread that starts it again if it dies.
 """
 from __future__ import annotations
 
@@ -12,12 +15,7 @@ import threading
 
 from rq import Queue, Worker
 
-from app.config import Settings
-from app.container import Hotline
-from app.tuning import tune_gc
-
-from . import jobs
-from .sweeper import Sweeper
+from .sweep_process import keep_sweeping, setup, start_sweeper
 
 QUEUES = ("engine", "telephony", "notify")
 MAX_REDIS_WAIT = 10.0  # seconds between attempts to reach a Redis that went away
@@ -25,26 +23,29 @@ log = logging.getLogger("hotline.worker")
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    h = Hotline(Settings.from_env())
-    jobs.use(h)
-    if os.environ.get("HOTLINE_TEST_SERVICES") == "1":
-        from . import testing_ops  # noqa: F401  (test-only service operations; see that module)
-    tune_gc()
+    h = setup()
+    interval = float(os.environ.get("HOTLINE_SWEEP_SECONDS", "2"))
     stop = threading.Event()
-    sweeper = Sweeper(h.engine, float(os.environ.get("HOTLINE_SWEEP_SECONDS", "2")), stop)
-    threading.Thread(target=sweeper.run, name="sweeper", daemon=True).start()
+    sweeper = start_sweeper(interval)
+    watchdog = threading.Thread(target=keep_sweeping, args=(sweeper, interval, stop), name="sweeper-watchdog",
+                                daemon=True)
+    watchdog.start()
     try:
         work(h.redis, stop)
     finally:
         stop.set()
+        current = watchdog.process if hasattr(watchdog, "process") else sweeper
+        for process in {sweeper, current}:
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
 
 
 def work(connection, stop: threading.Event) -> None:
     """Run the RQ worker until it is told to stop, through Redis outages.
 
     Redis may be down at start or go away mid-run (a restart, a failover). The worker then
-    waits and connects again instead of exiting; meanwhile the sweep thread keeps firing
+    waits and connects again instead of exiting; meanwhile the sweep process keeps firing
     due timers from the database, so nothing that falls due waits for Redis.
     """
     import redis

@@ -8,9 +8,19 @@ from .bpmn import bpmn
 from .calendars import calendars
 from .events import incidents, messages, timers
 from .instances import instances
+from .ious import dunning_cli, ious
+from .notifications import notifications
+from .refunds import refunds
+from .schedules import schedules
+from .surveys import surveys
 from .tasks import tasks
 
 
 def register_cli(app: Flask) -> None:
-    for group in (db, users, bpmn, instances, tasks, messages, timers, incidents, calendars):
+    for group in (db, users, bpmn, instances, tasks, messages, timers, incidents, calendars, schedules):
         app.cli.add_command(group)
+    app.cli.add_command(notifications)
+    app.cli.add_command(refunds)
+    app.cli.add_command(surveys)
+    app.cli.add_command(ious)
+    app.cli.add_command(dunning_cli)

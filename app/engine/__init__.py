@@ -13,11 +13,14 @@ from typing import Any
 from app.db import Database
 
 from . import (
+    async_runner,
     deployment,
     instances,
     messages,
+    outbox,
     queries,
     retry,
+    schedules,
     spiff_limits,  # noqa: F401  (lifts SpiffWorkflow's depth limit before any workflow runs)
     tasks,
     timers,
@@ -43,6 +46,8 @@ class ProcessEngine:
         # After-commit hooks, called with [(kind, value)] that service operations announced
         # (app/services/context.after_commit: a notification to send, a message to deliver).
         self.on_committed: list[Callable[[list[tuple[str, Any]]], None]] = []
+        # A worker holds an asynchronous service task this long; after it, another may take it over.
+        self.service_job_lease_seconds = async_runner.DEFAULT_LEASE_SECONDS
 
     # process library
     def validate(self, paths: Iterable[str | Path]) -> Library:
@@ -88,6 +93,31 @@ class ProcessEngine:
     def fire_instance_timers(self, instance_id: int, actor: str = "system") -> bool:
         """Fire one instance's due timers (a worker job); does nothing when none is due."""
         return timers.fire_instance_timers(self, instance_id, actor, only_if_due=True)
+
+    def start_due_schedules(self, limit: int = 100) -> dict:
+        """Start the processes whose timer start event is due (schedules); see schedules.py."""
+        return schedules.start_due(self, limit)
+
+    def start_schedule_if_due(self, schedule_id: int) -> int | None:
+        return schedules.start_schedule_if_due(self, schedule_id)
+
+    def run_async_task(self, job_id: int) -> dict:
+        """Run one asynchronous service task's job (worker job or sweep); safe to run twice."""
+        return async_runner.run(self, job_id)
+
+    def run_due_async_tasks(self, limit: int = 100) -> dict:
+        return async_runner.run_due(self, limit)
+
+    def deliver_thrown_message(self, message_id: int) -> dict | None:
+        """Deliver one message a process threw (a worker job); None when delivered already."""
+        return outbox.deliver(self, message_id)
+
+    def deliver_thrown_messages(self, limit: int = 100) -> dict:
+        return outbox.deliver_due(self, limit)
+
+    def run_due_background_work(self) -> dict:
+        """The sweep's share of the engine queue: due service tasks, undelivered thrown messages."""
+        return {"service_jobs": self.run_due_async_tasks(), "messages": self.deliver_thrown_messages()}
 
     def expire_messages(self) -> int:
         return messages.expire_buffered(self)

@@ -1,12 +1,14 @@
 """Start, suspend, resume and terminate process instances."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.errors import Conflict, HotlineError, IllegalState, InvalidInput, NotFound, StepFailed
 from app.models import Incident, InstanceEvent, InstanceStatus, ProcessInstance, ProcessModel
@@ -17,8 +19,7 @@ from .business_keys import next_business_key
 from .correlation import deliver
 from .incidents import record_incident
 from .runtime import (
-    announce_committed,
-    announce_timers,
+    committed,
     error_text,
     failing_element,
     finish,
@@ -27,7 +28,11 @@ from .runtime import (
     run_on_instance,
 )
 from .step import Step
+from .timer_starts import fire_timer_start
 from .timing import advance, message_definitions, waiting_catch_tasks
+from .transactions import after_commit, transaction_in
+
+TICKET_VARIABLE = "business_key"  # the process variable holding the instance's business key
 
 
 def require_data(data: Any, what: str = "data") -> dict:
@@ -39,16 +44,26 @@ def require_data(data: Any, what: str = "data") -> dict:
 
 
 def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, business_key: str | None = None,
-          title: str | None = None, priority: int | None = None, start_message: dict | None = None) -> int:
+          title: str | None = None, priority: int | None = None, start_message: dict | None = None,
+          timer_start: str | None = None, claim: Callable[[Session], Callable[[Step], None]] | None = None,
+          session: Session | None = None, after: list | None = None) -> int:
     """Start the latest version of process ``key``; returns the new instance id.
 
     ``start_message`` ({"name", "keys", "payload"}) is delivered to the message start
     event in the same transaction, for instances that a message starts.
+    ``timer_start``: the timer start event that fired (schedules); a process whose only starts
+    are timer starts fires its first one when started by hand. ``claim`` runs first in the
+    transaction (a schedule locks its row there; raising changes nothing); what it returns is
+    called with the new instance's step before the commit.
     """
     data = require_data(data)
+    if TICKET_VARIABLE in data:
+        raise InvalidInput(f"'{TICKET_VARIABLE}' is the ticket's number, which Hotline gives; leave it out of the "
+                           "start data")
     workflow = None
     try:
-        with ctx.db.transaction() as s:
+        with transaction_in(ctx, session) as s:  # session: a savepoint in the caller's transaction
+            on_started = claim(s) if claim is not None else None
             model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
             if model is None or model.latest_version_id is None:
                 raise NotFound(f"no process '{key}' is deployed")
@@ -57,11 +72,15 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 raise Conflict(f"business key {business_key} is already used by another instance")
             compiled = ctx.specs.get(s, model.latest_version_id)
             workflow = compiled.new_workflow()
+            fire_timer_start(workflow, timer_start, by_default=start_message is None)
+            business_key = business_key or next_business_key(s, model.business_key_prefix)
             for task in workflow.get_tasks(state=TaskState.READY):
-                task.set_data(**data)
+                # The ticket's own number is process data (``business_key``): messages, SMS texts and
+                # surveys name it. Start data cannot overwrite it.
+                task.set_data(**{**data, TICKET_VARIABLE: business_key})
             instance = ProcessInstance(
                 version_id=model.latest_version_id,
-                business_key=business_key or next_business_key(s, model.business_key_prefix),
+                business_key=business_key,
                 title=(title or model.title or key)[:300], status=InstanceStatus.RUNNING, state="",
                 priority=50 if priority is None else int(priority), started_by=actor, started_at=clock.now(),
                 updated_at=clock.now(),
@@ -70,6 +89,8 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
             s.flush()
             step = Step(s, instance, compiled, workflow, actor, is_new=True)
             step.record("instance_started", data=data, process=key, version=compiled.version_id)
+            if on_started is not None:
+                on_started(step)
             with service_context.bound(s, instance.id) as bound_step:  # service tasks write in this transaction
                 advance(workflow)
                 if start_message is not None:
@@ -78,9 +99,8 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 else:
                     _refuse_if_still_at_start(key, workflow)
                 finish(step)
-        ctx.live.put(instance.id, instance.lock_version, workflow)
-        announce_timers(ctx, step.timers_set)
-        announce_committed(ctx, bound_step.announcements)
+        after_commit(after, lambda: committed(ctx, instance.id, instance.lock_version, workflow, step.timers_set,
+                                              bound_step.announcements))
         return instance.id
     except HotlineError:
         raise
@@ -89,7 +109,7 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
     except Exception as exc:
         element = failing_element(exc, workflow)
         action = {"name": "start", "key": key, "data": data, "actor": actor, "start_message": start_message}
-        incident_id = record_incident(ctx, None, key, element, error_text(exc), action, actor)
+        incident_id = record_incident(ctx, None, key, element, error_text(exc), action, actor, session=session)
         raise StepFailed(f"starting '{key}' failed at {element or '?'}: {error_text(exc)}", element,
                          incident_id) from exc
 
@@ -113,7 +133,7 @@ def _deliver_start_message(step: Step, message: dict) -> None:
         names = {d.name for d in message_definitions(task.task_spec.event_definition)}
         if message["name"] in names:
             if deliver(step, str(task.id), message["name"], message.get("keys") or {},
-                       message.get("payload") or {}):
+                       message.get("payload") or {}, origin=message.get("origin")):
                 return
     raise IllegalState(f"process {step.compiled.key} does not start on message '{message['name']}'")
 
