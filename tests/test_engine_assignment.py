@@ -173,3 +173,44 @@ def test_camunda_attributes_set_groups_users_assignee_due_date_and_priority(engi
     engine.complete(visit.id, "bob", {})
     engine.complete(quote.id, "carol", {})
     assert status(db, iid) == "completed"
+
+
+# --- groups and users chosen by the process data ------------------------------------------
+
+def test_candidate_groups_and_users_may_come_from_the_data(engine, deploy, db):
+    """A routing table picks the department; the one task goes to that department's group."""
+    deploy("routed_task.bpmn")
+    users(db, chen=["water-dept"], wu=["road-maintenance"], ivy=[])
+    iid = engine.start("routed_task", {"department": "water-dept", "helpers": ["ivy", "ivy"]}, "admin")
+    only_group = task(db, engine.start("routed_task", {"department": ["road-maintenance"], "helpers": []}, "admin"),
+                      "handle")
+    assert (only_group.candidate_groups, only_group.candidate_users) == (["road-maintenance"], [])
+    row = task(db, iid, "handle")
+    assert (row.candidate_groups, row.candidate_users) == (["water-dept"], ["ivy"])
+    with pytest.raises(Forbidden):
+        engine.claim(row.id, "wu")
+    engine.claim(row.id, "chen")
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({"department": "", "helpers": []}, "candidate groups expression '=department' gave ''"),
+    ({"department": ["water", 3], "helpers": []}, "gave ['water', 3]"),
+    ({"helpers": []}, "candidate groups expression '=department' failed"),
+    ({"department": [], "helpers": []}, "came out empty: nobody could work on it"),
+])
+def test_a_group_expression_that_names_nobody_is_an_incident(engine, deploy, db, data, problem):
+    from app.errors import StepFailed
+
+    deploy("routed_task.bpmn")
+    with pytest.raises(StepFailed, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        engine.start("routed_task", data, "admin")
+
+
+def test_a_group_expression_that_does_not_compile_is_refused_at_deploy(engine, tmp_path):
+    from conftest import bpmn_path
+
+    bad = tmp_path / "routed_task.bpmn"
+    bad.write_text(bpmn_path("routed_task.bpmn").read_text().replace('value="=department"', 'value="=depart ment"'))
+    library = engine.validate([bad])
+    assert any(p.element_id == "handle" and "candidate_groups expression does not compile" in p.message
+               for p in library.problems), [str(p) for p in library.problems]

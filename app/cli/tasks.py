@@ -11,7 +11,8 @@ from .common import HotlineGroup, emit, hotline, json_option, parse_json_object,
 tasks = HotlineGroup("tasks", help="Work on human tasks.")
 
 _COLUMNS = [("id", "ID"), ("instance_id", "INSTANCE"), ("title", "TITLE"), ("status", "STATUS"),
-            ("assignee", "ASSIGNEE"), ("candidate_groups", "GROUPS"), ("priority", "PRIO"), ("due_at", "DUE")]
+            ("assignee", "ASSIGNEE"), ("candidate_groups", "GROUPS"), ("priority", "PRIO"), ("due_at", "DUE"),
+            ("overdue", "LATE"), ("escalation_level", "LEVEL")]
 
 
 @tasks.command("list")
@@ -20,11 +21,12 @@ _COLUMNS = [("id", "ID"), ("instance_id", "INSTANCE"), ("title", "TITLE"), ("sta
 @click.option("--status", type=click.Choice([TaskStatus.OPEN, TaskStatus.CLAIMED, TaskStatus.COMPLETED,
                                              TaskStatus.CANCELLED]), default=None)
 @click.option("--instance", "instance_id", type=int, default=None)
+@click.option("--late", is_flag=True, help="Only late tasks: escalated, or open past their due time.")
 @json_option
-def list_tasks(user, group, status, instance_id):
-    """Open and claimed tasks, most urgent first."""
+def list_tasks(user, group, status, instance_id, late):
+    """Open and claimed tasks, most urgent first (priority, then due time)."""
     with hotline().db.transaction() as s:
-        rows = queries.tasks(s, user=user, group=group, status=status, instance_id=instance_id)
+        rows = queries.tasks(s, user=user, group=group, status=status, instance_id=instance_id, late=late)
     emit(rows, lambda r: table(r, _COLUMNS, "no tasks"))
 
 

@@ -26,6 +26,9 @@ def _local(tag) -> str:
 
 
 def _split(value: str | None) -> list[str]:
+    """``"a, b"`` -> ["a", "b"]; an expression (``=department``) stays whole, evaluated per task."""
+    if value and value.strip().startswith("="):
+        return [value.strip()]
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 

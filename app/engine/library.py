@@ -329,8 +329,9 @@ def _check_assignment(lib: Library, file: str, elements: dict[str, dict], forms_
         if known_groups is not None and lane and lane not in known_groups and lane not in unknown_lanes:
             unknown_lanes.add(lane)
             lib.problems.append(Problem(file, element_id, f"lane '{lane}' names no known group", "warning"))
-        for expr_name in ("due", "priority"):
-            value = info.get(expr_name)
+        expressions = [(name, info.get(name)) for name in ("due", "priority", "assignee")]
+        expressions += [(name, v) for name in ("candidate_groups", "candidate_users") for v in info.get(name) or []]
+        for expr_name, value in expressions:
             if value and value.startswith("="):
                 try:
                     compile(value[1:], f"<{element_id}>", "eval")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from app.models import (
 )
 from app.services import identity
 
+from . import clock
 from .step import jsonable
 
 
@@ -56,18 +58,23 @@ def task_row(t: HumanTask) -> dict:
             "status": t.status, "assignee": t.assignee, "candidate_groups": t.candidate_groups,
             "candidate_users": t.candidate_users, "form_key": t.form_key, "priority": t.priority,
             "due_at": t.due_at.isoformat() if t.due_at else None, "created_at": t.created_at.isoformat(),
-            "completed_by": t.completed_by}
+            "completed_by": t.completed_by,
+            # late: an SLA escalation fired on it, or it is still open past its due time
+            "overdue": t.is_late(clock.now()), "escalation_level": t.escalation_level}
 
 
 def tasks(s: Session, user: str | None = None, group: str | None = None, status: str | None = None,
-          instance_id: int | None = None, limit: int = 500) -> list[dict]:
-    """Open work; ``user`` gives that person's inbox: theirs plus their groups' unclaimed tasks."""
+          instance_id: int | None = None, limit: int = 500, late: bool = False) -> list[dict]:
+    """Open work; ``user`` gives that person's inbox: theirs plus their groups' unclaimed tasks.
+    ``late``: only tasks an escalation fired on or past their due time."""
     q = select(HumanTask).order_by(HumanTask.priority.desc(), HumanTask.due_at.is_(None), HumanTask.due_at,
                                    HumanTask.id).limit(limit)
     statuses = [status] if status else list(TaskStatus.ACTIVE)
     q = q.where(HumanTask.status.in_(statuses))
     if instance_id is not None:
         q = q.where(HumanTask.instance_id == instance_id)
+    if late:
+        q = q.where(HumanTask.late_at(clock.now()))
     if group:
         q = q.where(HumanTask.id.in_(select(TaskCandidate.task_id).where(TaskCandidate.kind == "group",
                                                                          TaskCandidate.name == group)))
@@ -84,17 +91,27 @@ def tasks(s: Session, user: str | None = None, group: str | None = None, status:
     return [task_row(t) for t in s.scalars(q)]
 
 
+def process_data(workflow) -> dict[str, Any]:
+    """The ticket's data as a person reads it: what the process ended with, or while it runs,
+    what its completed steps set, later steps winning (as SpiffWorkflow merges the branches
+    at the end). A side path, such as an escalation on a boundary timer, counts too; the
+    data of a called process stays its own until the call activity completes."""
+    if workflow.completed:
+        return workflow.data
+    merged: dict[str, Any] = {}
+    done = [t for t in workflow.tasks.values() if t.state == TaskState.COMPLETED]
+    for task in sorted(done, key=lambda t: t.last_state_change):
+        merged.update(task.data)
+    return merged
+
+
 def instance_detail(s: Session, ctx, instance_id: int) -> dict[str, Any]:
     instance = s.get(ProcessInstance, instance_id)
     if instance is None:
         raise NotFound(f"instance {instance_id} does not exist")
     compiled = ctx.specs.get(s, instance.version_id)
     workflow = compiled.load(instance.state)
-    if workflow.completed:
-        data = workflow.data
-    else:
-        last = workflow.last_task
-        data = last.data if last is not None else {}
+    data = process_data(workflow)
     history = s.scalars(select(InstanceEvent).where(InstanceEvent.instance_id == instance_id)
                         .order_by(InstanceEvent.id)).all()
     incidents = s.scalars(select(Incident).where(Incident.instance_id == instance_id).order_by(Incident.id)).all()

@@ -15,7 +15,8 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import delete, select
 
-from app.models import BufferedMessage, HumanTask, MessageSubscription, TaskCandidate, TaskStatus, Timer
+from app.models import BufferedMessage, HumanTask, MessageSubscription, TaskStatus, Timer
+from app.services import escalation
 
 from . import clock
 from .correlation import canonical, deliver, expected_correlation, matches
@@ -49,6 +50,9 @@ def survey(workflow, since: float) -> WorkflowView:
                 (view.ready_human if task.task_spec.manual else view.ready_engine).append(task)
             if state & _ALIVE:
                 view.alive = True
+    # In the order the steps happened: a call activity's own steps before the call activity
+    # itself completes, whatever the order of SpiffWorkflow's task dictionaries.
+    view.changed.sort(key=lambda task: task.last_state_change)
     return view
 
 
@@ -103,20 +107,41 @@ def _priority(step: Step, task, element_id: str, value: str | None, default: int
         raise StepError(f"priority {raw!r} is not a whole number", element_id) from exc
 
 
+def _names(step: Step, task, element_id: str, what: str, values: list[str] | None) -> list[str]:
+    """Group or user names; an ``=expression`` (``=department``) gives one name or a list of them,
+    so one task can go to the department a routing table chose."""
+    names: list[str] = []
+    for value in values or []:
+        raw = _evaluate(step, task, element_id, what, value)
+        items = raw if isinstance(raw, (list, tuple)) else [raw]
+        for item in items:
+            if not isinstance(item, str) or not item.strip():
+                raise StepError(f"{what} expression {value!r} gave {raw!r}; it must give a name or a list of "
+                                "names", element_id)
+            names.append(item.strip())
+    return list(dict.fromkeys(names))
+
+
 def _new_human_task(step: Step, task) -> HumanTask:
     element_id = task.task_spec.bpmn_id
     info = step.compiled.element(element_id)
     assignee = info.get("assignee")
     if assignee:
         assignee = _evaluate(step, task, element_id, "assignee", assignee) or None
+    groups = _names(step, task, element_id, "candidate groups", info.get("candidate_groups"))
+    users = _names(step, task, element_id, "candidate users", info.get("candidate_users"))
+    if not groups and not users and (info.get("candidate_groups") or info.get("candidate_users")):
+        # An empty list from the data would make the task everyone's: say so instead.
+        raise StepError("the candidate groups and users of this task came out empty: nobody could work on it",
+                        element_id)
     now = clock.now()
     row = HumanTask(
         instance_id=step.instance.id,
         spiff_task_id=str(task.id),
         element_id=element_id,
         title=(info.get("name") or task.task_spec.bpmn_name or element_id)[:300],
-        candidate_groups=list(info.get("candidate_groups") or []),
-        candidate_users=list(info.get("candidate_users") or []),
+        candidate_groups=groups,
+        candidate_users=users,
         assignee=str(assignee) if assignee else None,
         status=TaskStatus.CLAIMED if assignee else TaskStatus.OPEN,
         form_key=info.get("form_key"),
@@ -143,16 +168,17 @@ def sync_human_tasks(step: Step, view: WorkflowView) -> None:
             row.status = TaskStatus.CANCELLED
             step.record("task_cancelled", row.element_id, task_id=row.id, title=row.title)
     new_rows = [_new_human_task(step, task) for spiff_id, task in ready.items() if spiff_id not in known]
-    if not new_rows:
-        return
-    for row in new_rows:
-        row.candidates = [TaskCandidate(kind="group", name=g) for g in row.candidate_groups] + \
-                         [TaskCandidate(kind="user", name=u) for u in row.candidate_users]
-    s.add_all(new_rows)
-    s.flush()  # the history names the new rows' ids
-    for row in new_rows:
-        step.record("task_created", row.element_id, task_id=row.id, title=row.title,
-                    groups=row.candidate_groups, assignee=row.assignee)
+    if new_rows:
+        for row in new_rows:
+            row.offer_to(row.candidate_groups, row.candidate_users)
+        s.add_all(new_rows)
+        s.flush()  # the history names the new rows' ids
+        for row in new_rows:
+            step.record("task_created", row.element_id, task_id=row.id, title=row.title,
+                        groups=row.candidate_groups, assignee=row.assignee)
+    # task.escalate calls of this step apply now that the step's tasks are known (see escalation.py)
+    escalation.settle(s, step.instance.id, [r for r in rows if r.status in TaskStatus.ACTIVE], new_rows,
+                      clock.now(), step.record)
 
 
 # --- timers --------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, Text, UniqueConstraint, false, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, utcnow
@@ -28,6 +28,8 @@ class HumanTask(Base):
         UniqueConstraint("spiff_task_id"),
         Index("ix_human_task_status_assignee", "status", "assignee"),
         Index("ix_human_task_instance_id", "instance_id"),
+        # Late work: active tasks past their due time (supervisors' overdue lists, sweeps).
+        Index("ix_human_task_status_due_at", "status", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -47,9 +49,29 @@ class HumanTask(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     completed_at: Mapped[datetime | None]
     completed_by: Mapped[str | None] = mapped_column(String(80))
+    # Escalation (app/services/escalation.py): how many levels up the task has gone, and whether
+    # an SLA timer fired on it. A task past due_at with no escalation is late too (is_late).
+    escalation_level: Mapped[int] = mapped_column(default=0, server_default="0")
+    overdue: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     instance: Mapped[ProcessInstance] = relationship()
     candidates: Mapped[list[TaskCandidate]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+    def offer_to(self, groups: list[str], users: list[str]) -> None:
+        """Who may claim the task: the JSON columns shown to people and the indexed candidate rows."""
+        self.candidate_groups, self.candidate_users = list(groups), list(users)
+        wanted = [("group", g) for g in dict.fromkeys(groups)] + [("user", u) for u in dict.fromkeys(users)]
+        kept = {(c.kind, c.name): c for c in self.candidates}
+        self.candidates = [kept.get(key) or TaskCandidate(kind=key[0], name=key[1]) for key in wanted]
+
+    def is_late(self, now: datetime) -> bool:
+        """Escalated by an SLA timer, or still open past its due time (``late_at`` in SQL)."""
+        return self.overdue or (self.status in TaskStatus.ACTIVE and self.due_at is not None and self.due_at < now)
+
+    @classmethod
+    def late_at(cls, now: datetime) -> ColumnElement[bool]:
+        """``is_late`` as a WHERE clause, for lists of late work."""
+        return or_(cls.overdue.is_(True), cls.status.in_(TaskStatus.ACTIVE) & (cls.due_at < now))
 
 
 class TaskCandidate(Base):
