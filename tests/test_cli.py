@@ -389,7 +389,7 @@ def test_instances_show(cli):
 
     detail = cli.json("instances", "show", iid)
     assert detail["status"] == "waiting"
-    assert detail["data"] == {"caller": CALLER, "amount": 12.5}
+    assert detail["data"] == {"caller": CALLER, "amount": 12.5, "business_key": started["business_key"]}
     assert [t["element_id"] for t in detail["tasks"]] == ["take_call"]
     kinds = [h["kind"] for h in detail["history"]]
     assert kinds[0] == "instance_started" and "task_created" in kinds, kinds
@@ -450,7 +450,8 @@ def test_tasks_inbox_claim_complete(cli):
 
     detail = cli.json("instances", "show", str(iid))
     assert detail["status"] == "completed"
-    assert detail["data"] == {"caller": CALLER, "leak": "kitchen", "fixed": True}
+    assert detail["data"] == {"caller": CALLER, "leak": "kitchen", "fixed": True,
+                              "business_key": started["business_key"]}
 
 
 def test_tasks_complete_rejects_bad_data(cli):
@@ -493,7 +494,7 @@ def test_messages_start_deliver_and_buffer(cli):
     detail = cli.json("instances", "show", str(iid))
     assert detail["status"] == "completed"
     assert detail["data"] == {"missed_call": {"queue": "water"}, "answer": {"agent": "li.na"},
-                              "called_back_by": "li.na"}
+                              "called_back_by": "li.na", "business_key": detail["business_key"]}
     assert "message_received" in [h["kind"] for h in detail["history"]]
 
     # The kept message waits for its instance: the missed call of +...09 ends at once. This time the
@@ -588,7 +589,7 @@ def _json_commands(app) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_json_command_prints_json(cli, frozen_clock):
+def test_every_json_command_prints_json(cli, frozen_clock, tmp_path):
     """Runs every command that offers --json once (Cli.run parses each output), and fails on new ones."""
     cli.json("users", "create", "zhao.lei", "--group", "hotline")
     cli.json("users", "list")
@@ -619,6 +620,25 @@ def test_every_json_command_prints_json(cli, frozen_clock):
     cli.json("calendars", "list")
     cli.json("calendars", "show")
     cli.json("calendars", "import-holidays", str(ROOT / "tests" / "data" / "calendars" / "national_day_2026.csv"))
+    cli.json("notifications", "list")
+    cli.json("notifications", "send-due")
+    cli.json("notifications", "inbox", "--user", "zhao.lei")
+    cli.json("notifications", "read", "1", "--user", "zhao.lei", code=1)
+    cli.json("notifications", "retry", "1", code=1)
+    cli.json("refunds", "list")
+    cli.json("surveys", "list")
+    cli.json("surveys", "report")
+    cli.json("schedules", "list")
+    cli.json("schedules", "run-due")
+    cli.json("ious", "list")
+    cli.json("ious", "show", "1", code=1)
+    cli.json("ious", "pay", "1", "--installment", "1", "--amount", "1.00", code=1)
+    levels = tmp_path / "dunning.csv"
+    levels.write_text("level,days,action,message_en,message_zh\n"
+                      "1,0,sms,Due today: {amount},今日到期：{amount}\n"
+                      "2,30,write_off_approval,Write off {amount}?,核销 {amount}？\n")
+    cli.json("dunning", "list")
+    cli.json("dunning", "import", str(levels))
     cli.json("bpmn", "test")  # last: a scenario run resets the clock (here there are none to run)
 
     missing = _json_commands(cli.app) - cli.json_commands

@@ -15,12 +15,32 @@ DEMO_USERS = [
     ("zhang.min", "Zhang Min 张敏", ["hotline-supervisors", "hotline"]),
     ("chen.jie", "Chen Jie 陈杰", ["water-dept"]),
     ("liu.yang", "Liu Yang 刘洋", ["finance"]),
+    ("gao.yan", "Gao Yan 高燕", ["hotline-leads", "hotline"]),  # team lead: approves refunds first
+    ("he.ming", "He Ming 何明", ["managers"]),  # approves the largest refunds
+    ("huang.ying", "Huang Ying 黄颖", ["hotline-dispatch", "hotline"]),
+    ("zhao.lei", "Zhao Lei 赵磊", ["power-dept"]),
+    ("sun.li", "Sun Li 孙丽", ["gas-dept"]),
+    ("zhou.qiang", "Zhou Qiang 周强", ["property-mgmt"]),
+    ("wu.hao", "Wu Hao 吴浩", ["road-maintenance"]),
+    ("ma.jun", "Ma Jun 马军", ["supervisors"]),  # duty supervisor: late work of groups with no <group>-supervisors
+    ("xu.fang", "Xu Fang 徐芳", ["collections"]),  # collects IOUs (credit sales)
+    ("lin.tao", "Lin Tao 林涛", ["collections-supervisors", "collections"]),  # reviews, approves write-offs
 ]
 DEMO_GROUPS = {
     "hotline": "Hotline agents 热线坐席",
     "hotline-supervisors": "Hotline supervisors 热线班长",
     "water-dept": "Water department 供水部门",
+    "collections": "Collections 催收组",
+    "collections-supervisors": "Collections supervisors 催收主管",
+    "hotline-dispatch": "Hotline dispatchers 热线派单员",
+    "power-dept": "Power department 供电部门",
+    "gas-dept": "Gas department 燃气部门",
+    "property-mgmt": "Property management 物业管理",
+    "road-maintenance": "Road maintenance 道路养护",
     "finance": "Finance 财务",
+    "hotline-leads": "Hotline team leads 热线组长",
+    "managers": "Managers 经理",
+    "supervisors": "Supervisors on duty 值班主管",
 }
 
 
