@@ -149,3 +149,15 @@ def test_business_rule_task_decides_the_route(engine, deploy, category, team, ex
     assert open_elements(engine.db, iid) == [expected]
     assert task_data(engine, iid, expected)["team"] == team
     assert ("step_completed", "decide_team") in kinds(engine.db, iid)
+
+
+def test_a_step_failing_inside_a_call_activity_names_its_element(engine, deploy):
+    from app.errors import StepFailed
+
+    deploy("call_parent.bpmn", "call_child.bpmn")
+    iid = engine.start("call_parent", {"number": 7}, "admin")
+    with pytest.raises(StepFailed) as failed:
+        complete(engine, iid, "inspect_site", {"finding": 5})  # "T-7: " + 5 fails in the child's script
+    assert failed.value.element_id == "summarize"
+    [incident] = engine.instance_detail(iid)["incidents"]
+    assert incident["element_id"] == "summarize"

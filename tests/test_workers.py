@@ -257,7 +257,7 @@ class WorkerProcess:
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:
             if sig == signal.SIGKILL:
-                # RQ runs each job in a work horse with a process group of its own (setpgrp): a kill of the
+                # RQ's forking workers run each job in a horse with a process group of its own: a kill of the
                 # worker's process group would leave the horse running the job. Kill every descendant.
                 import psutil
 

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 
 from .sweep_process import keep_sweeping, setup, start_sweeper
 
@@ -53,10 +53,14 @@ def work(connection, stop: threading.Event) -> None:
     delay = 1.0
     while not stop.is_set():
         try:
+            # Jobs run in this process (SimpleWorker), not in a work horse forked per job: a fork
+            # cost each job a new database connection and a fresh parse of its process version,
+            # 100-220 ms of CPU against ~20 ms for the engine step itself (bench/RESULTS.md, Timers).
+            # A job that hangs is still ended by its timeout (SIGALRM in this, the main thread).
             # The maintenance pass also restarts RQ's scheduler process when a Redis outage killed
             # it; every minute instead of RQ's ten, so jobs scheduled later run on time again soon.
-            worker = Worker([Queue(name, connection=connection) for name in QUEUES], connection=connection,
-                            maintenance_interval=60)
+            worker = SimpleWorker([Queue(name, connection=connection) for name in QUEUES], connection=connection,
+                                  maintenance_interval=60)
             worker.max_connection_wait_time = MAX_REDIS_WAIT  # RQ's own reconnect loop while dequeuing
             worker.work(with_scheduler=True)
             return  # told to stop (SIGTERM, SIGINT)

@@ -91,8 +91,12 @@ class ProcessEngine:
         return timers.fire_due(self, limit)
 
     def fire_instance_timers(self, instance_id: int, actor: str = "system") -> bool:
-        """Fire one instance's due timers (a worker job); does nothing when none is due."""
-        return timers.fire_instance_timers(self, instance_id, actor, only_if_due=True)
+        """Fire one instance's due timers (a worker job); does nothing when none is due.
+
+        An instance someone else holds right now is skipped, not waited for: that holder is the
+        sweep firing it, or an action whose engine run fires due timers too (and the sweep is
+        the safety net). Waiting queued every job of a burst behind the sweep (bench/timers.py)."""
+        return timers.fire_instance_timers(self, instance_id, actor, only_if_due=True, skip_locked=True)
 
     def start_due_schedules(self, limit: int = 100) -> dict:
         """Start the processes whose timer start event is due (schedules); see schedules.py."""

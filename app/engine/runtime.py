@@ -60,9 +60,10 @@ def failing_element(exc: BaseException, workflow: BpmnWorkflow | None) -> str | 
     spec = getattr(task, "task_spec", None) or getattr(exc, "task_spec", None)
     if spec is not None and (spec.bpmn_id or spec.name):
         return spec.bpmn_id or spec.name
-    if workflow is not None:
-        for t in workflow.get_tasks(state=TaskState.ERROR):
-            return t.task_spec.bpmn_id
+    if workflow is not None:  # a step inside a call activity or sub-process fails in its own task tree
+        for tree in (workflow, *workflow.subprocesses.values()):
+            for t in tree.get_tasks(state=TaskState.ERROR):
+                return t.task_spec.bpmn_id
     return None
 
 
