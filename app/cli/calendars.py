@@ -5,10 +5,9 @@ from pathlib import Path
 
 import click
 
-from app.errors import InvalidInput
 from app.services import calendar_store
 
-from .common import HotlineGroup, emit, hotline, json_option, table
+from .common import HotlineGroup, emit, hotline, json_option, read_text_file, table
 
 calendars = HotlineGroup("calendars", help="Business calendars: working hours, shifts, holidays.")
 
@@ -60,16 +59,10 @@ def import_holidays(file, name):
 
     All rows or none: a bad row stops the import and is named with its line number.
     """
-    path = Path(file)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"cannot read {file}: not UTF-8 text (save it as \"CSV UTF-8\")") from exc
+    text = read_text_file(file)
     h = hotline()
     with h.db.transaction() as s:
-        result = calendar_store.import_days(s, text, name, source=path.name)
+        result = calendar_store.import_days(s, text, name, source=Path(file).name)
     h.engine.calendars.invalidate()  # this process's scripts see the change at once; others within the TTL
     emit(result, f"calendar {result['calendar']}: imported {result['holidays']} holiday(s) and "
                  f"{result['working_days']} working day(s) ({result['replaced']} replaced)")

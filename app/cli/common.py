@@ -6,7 +6,9 @@ import sys
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
@@ -118,3 +120,24 @@ def _fail(message: str, payload: dict) -> None:
         click.echo(dumps({**payload, "message": payload.get("message", message)}))
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
+
+
+def moment(value: str | None, option: str) -> datetime | None:
+    """``--since 2026-03-01`` (midnight) or a date and time; without an offset in the hotline's time zone."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{option}: '{value}' is not a date like 2026-03-01 or 2026-03-01T08:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(hotline().settings.timezone))
+
+
+def read_text_file(file: str) -> str:
+    """A file staff exported (a CSV from a spreadsheet): UTF-8 with or without its mark, or a clear error."""
+    try:
+        return Path(file).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"cannot read {file}: not UTF-8 text (save it as \"CSV UTF-8\")") from exc

@@ -1,17 +1,14 @@
 """flask --app wsgi ious list|show|pay, and dunning list|import (the dunning levels as data)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from app.engine import clock
-from app.errors import InvalidInput
 from app.models.iou import IOU_STATUSES, PAYMENT_METHODS
 from app.services import dunning, identity
 from app.services import ious as iou_service
 
-from .common import HotlineGroup, emit, hotline, json_option, table
+from .common import HotlineGroup, emit, hotline, json_option, read_text_file, table
 
 ious = HotlineGroup("ious", help="IOUs (credit sales): list, show, record payments.")
 dunning_cli = HotlineGroup("dunning", help="The dunning levels IOU collection follows (data, not diagram edits).")
@@ -121,13 +118,7 @@ def import_levels(file):
     All rows or none: every bad row is named with its row number and nothing changes.
     Running IOUs follow the new levels from their next level on.
     """
-    path = Path(file)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"cannot read {file}: not UTF-8 text (save it as \"CSV UTF-8\")") from exc
+    text = read_text_file(file)
     levels = dunning.parse_csv(text)
     with hotline().db.transaction() as s:
         result = dunning.replace_levels(s, levels)

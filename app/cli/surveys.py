@@ -2,16 +2,14 @@
 flask --app wsgi surveys report [--by group|process|agent|month|week|day] [--since DATE] [--until DATE] [--json]"""
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import click
 
-from app.errors import InvalidInput
 from app.models.survey import SurveyOutcome
 from app.services import surveys as survey_service
 
-from .common import HotlineGroup, emit, hotline, json_option, table
+from .common import HotlineGroup, emit, hotline, json_option, moment, table
 
 surveys = HotlineGroup("surveys", help="Satisfaction surveys made by callbacks, and their scores.")
 
@@ -19,16 +17,6 @@ surveys = HotlineGroup("surveys", help="Satisfaction surveys made by callbacks, 
 def _zone() -> ZoneInfo:
     return ZoneInfo(hotline().settings.timezone)
 
-
-def _moment(value: str | None, option: str) -> datetime | None:
-    """A date (midnight) or a date and time; without an offset it is in the hotline's time zone."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{option}: '{value}' is not a date like 2026-03-01 or 2026-03-01T08:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_zone())
 
 
 _PERIOD = [click.option("--since", help="Asked at or after this date (2026-03-01, hotline time zone)."),
@@ -49,7 +37,7 @@ def list_surveys(since, until, outcome):
     """Surveys, newest first: ticket, customer, score, comment, who called."""
     with hotline().db.transaction() as s:
         rows = [survey_service.as_dict(r) for r in
-                survey_service.results(s, _moment(since, "--since"), _moment(until, "--until"), outcome)]
+                survey_service.results(s, moment(since, "--since"), moment(until, "--until"), outcome)]
 
     def human(rows):
         zone = _zone()
@@ -71,7 +59,7 @@ def report(by, since, until):
     """Surveys asked and answered, average score and share of low scores (HOTLINE_SURVEY_LOW_SCORE)."""
     low = hotline().settings.surveys.low_score
     with hotline().db.transaction() as s:
-        rows = survey_service.report(survey_service.results(s, _moment(since, "--since"), _moment(until, "--until")),
+        rows = survey_service.report(survey_service.results(s, moment(since, "--since"), moment(until, "--until")),
                                      by, low, _zone())
 
     def human(rows):
