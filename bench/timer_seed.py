@@ -111,14 +111,17 @@ class Seeder:
 
 
 class Workers:
-    """``python -m workers`` processes (RQ worker with its scheduler + the sweep thread)."""
+    """``python -m workers`` processes (RQ worker with its scheduler + its sweep process)."""
 
-    def __init__(self, n: int, database_url: str, redis_url: str, log_dir: Path, sweep_seconds: float):
+    def __init__(self, n: int, database_url: str, redis_url: str, log_dir: Path, sweep_seconds: float,
+                 sweep_grace_seconds: float | None = None):
         log_dir.mkdir(parents=True, exist_ok=True)
         self.logs = [log_dir / f"worker-{i}.log" for i in range(n)]
         self.env = dict(os.environ, DATABASE_URL=database_url, REDIS_URL=redis_url,
                         HOTLINE_INSTANCE_DIR=str(log_dir / "instance"), HOTLINE_SWEEP_SECONDS=str(sweep_seconds),
                         PYTHONPATH=str(ROOT))
+        if sweep_grace_seconds is not None:  # else the workers' default, as production runs
+            self.env["HOTLINE_SWEEP_GRACE_SECONDS"] = str(sweep_grace_seconds)
         self.procs: list[subprocess.Popen] = []
 
     def __enter__(self) -> Workers:

@@ -169,7 +169,8 @@ def fire_at_once(h: Hotline, seeder: Seeder, mode: str, args, log_dir: Path) -> 
     conn = redis.Redis.from_url(args.redis_url)
     _clear_engine_queue(conn)
     sweep = SWEEP_SECONDS if mode in ("sweep", "both") else 3600.0
-    with Workers(args.workers, h.settings.database_url, args.redis_url, log_dir / mode, sweep) as workers:
+    grace = 0.0 if mode == "sweep" else None  # the sweep alone must not wait for jobs that never come
+    with Workers(args.workers, h.settings.database_url, args.redis_url, log_dir / mode, sweep, grace) as workers:
         due_at = clock.now() + timedelta(seconds=args.lead)
         began = perf_counter()
         ids = seeder.add(seeder.soon, args.due, due_at)

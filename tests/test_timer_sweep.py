@@ -63,3 +63,18 @@ def test_a_limited_sweep_leaves_the_rest_for_the_next_and_fires_each_once(engine
     assert engine.fire_due_timers(limit=5)["fired"] == ids[:5]  # the earliest due first (here: started first)
     assert engine.fire_due_timers()["fired"] == ids[5:]
     assert all(len(history(engine.db, i, "timer_fired")) == 1 for i in ids)
+
+
+def test_the_workers_sweep_leaves_a_fresh_burst_to_the_jobs_and_recovers_it_after_its_grace(engine, tmp_path):
+    clock.freeze(T0)
+    path = tmp_path / "sweep_batch.bpmn"
+    path.write_text(BPMN, encoding="utf-8")
+    engine.deploy([path])
+    iid = engine.start("sweep_batch", {"parts": 2}, "admin")
+    clock.advance(timedelta(hours=1, seconds=2).total_seconds())  # due 2 seconds ago
+
+    assert engine.fire_due_timers(grace_seconds=5)["fired"] == []  # its RQ job fires it now
+    assert len(timers(engine.db, iid)) == 1 and history(engine.db, iid, "timer_fired") == []
+    clock.advance(4)  # the job was lost: 6 seconds late, the sweep takes it
+    assert engine.fire_due_timers(grace_seconds=5)["fired"] == [iid]
+    assert open_elements(engine.db, iid) == ["check"]

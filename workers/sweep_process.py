@@ -47,7 +47,9 @@ def sweep_forever(interval: float, parent_pid: int) -> None:
                 stop.set()
 
     threading.Thread(target=watch_parent, name="watch-parent", daemon=True).start()
-    sweeper = Sweeper(h.engine, interval, stop)
+    # The jobs fire timers on time; the sweep recovers what they missed, a few seconds later.
+    grace = float(os.environ.get("HOTLINE_SWEEP_GRACE_SECONDS", "5"))
+    sweeper = Sweeper(h.engine, interval, stop, timer_grace_seconds=grace)
     try:
         sweeper.sweep_once()  # at once: catch up with whatever fell due while no worker ran
     except Exception:  # noqa: BLE001 - the loop below tries again

@@ -19,16 +19,18 @@ log = logging.getLogger("hotline.sweeper")
 
 
 class Sweeper:
-    def __init__(self, engine, interval: float, stop: threading.Event):
+    def __init__(self, engine, interval: float, stop: threading.Event, timer_grace_seconds: float = 0.0):
         self.engine = engine
         self.interval = interval
         self.stop = stop
+        # Timers due less than this long ago are left to their RQ jobs (see timers.fire_due).
+        self.timer_grace_seconds = timer_grace_seconds
 
     def steps(self) -> list[tuple[str, Callable[[], Any]]]:
         """(name, call) of every sweep step, in the order they run."""
         engine = self.engine
         return [
-            ("timers", engine.fire_due_timers),
+            ("timers", lambda: engine.fire_due_timers(grace_seconds=self.timer_grace_seconds)),
             ("messages_expired", engine.expire_messages),
             ("schedules", engine.start_due_schedules),
             ("service_jobs_and_messages", engine.run_due_background_work),  # async service tasks, thrown messages

@@ -87,8 +87,8 @@ class ProcessEngine:
                   actor: str = "system") -> messages.Correlated:
         return messages.correlate(self, name, keys, payload, actor)
 
-    def fire_due_timers(self, limit: int = 500) -> dict:
-        return timers.fire_due(self, limit)
+    def fire_due_timers(self, limit: int = 500, grace_seconds: float = 0.0) -> dict:
+        return timers.fire_due(self, limit, grace_seconds)
 
     def fire_instance_timers(self, instance_id: int, actor: str = "system") -> bool:
         """Fire one instance's due timers (a worker job); does nothing when none is due.

@@ -1,7 +1,7 @@
 """Fire the timers that are due. Workers call this; tests call it after moving the clock."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -74,8 +74,12 @@ def fire_instance_timers(ctx, instance_id: int, actor: str = "system", resolve_i
         return False
 
 
-def fire_due(ctx, limit: int = 500) -> dict:
+def fire_due(ctx, limit: int = 500, grace_seconds: float = 0.0) -> dict:
     """Fire every due timer (up to ``limit`` instances); returns what happened.
+
+    ``grace_seconds``: leave timers due less than that long ago to their RQ jobs (the
+    workers' sweep): the sweep only recovers what a job missed, instead of racing the jobs
+    through a burst (1,000 timers due at once fired ~40% slower with both at work).
 
     Several workers may sweep at once: each takes an instance with a row lock the others
     skip, and re-checks inside that lock that a timer is still due, so a timer fires once.
@@ -83,7 +87,7 @@ def fire_due(ctx, limit: int = 500) -> dict:
     fired some timers twice with two sweepers on PostgreSQL (bench/RESULTS.md, Timers).
     """
     fired, failed, skipped = [], [], []
-    for instance_id in due_instance_ids(ctx, clock.now(), limit):
+    for instance_id in due_instance_ids(ctx, clock.now() - timedelta(seconds=grace_seconds), limit):
         try:
             if fire_instance_timers(ctx, instance_id, only_if_due=True, skip_locked=True):
                 fired.append(instance_id)
