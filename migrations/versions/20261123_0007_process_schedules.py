@@ -3,8 +3,6 @@
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-23 14:30:00
-
-(Filled in by: timer start events work.)
 """
 from alembic import op
 import sqlalchemy as sa
