@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Group, HumanTask, ProcessInstance, TaskStatus
 
-from .notify import FALLBACK_SUPERVISORS
+from .notify import FALLBACK_SUPERVISORS, supervisor_group_of
 from .registry import operation
 
 _PENDING = "hotline.escalations"  # Session.info key: (root transaction, {instance id: [requests]})
@@ -95,12 +95,6 @@ def active_tasks(session: Session, instance_id: int) -> list[HumanTask]:
     return list(session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id,
                                                         HumanTask.status.in_(TaskStatus.ACTIVE))
                                 .order_by(HumanTask.id)))
-
-
-def supervisor_group_of(session: Session, group: str) -> str:
-    """The group that supervises ``group``: its ``supervisor_group``, else ``<group>-supervisors``."""
-    row = session.scalar(select(Group).where(Group.name == group))
-    return (row.supervisor_group if row is not None and row.supervisor_group else None) or f"{group}-supervisors"
 
 
 def _supervisors_to_reassign_to(session: Session, group: str) -> str:

@@ -155,12 +155,16 @@ def in_app(text: str, user: str | None = None, group: str | None = None, link: s
     return {"notification_ids": _deliver_in_app(_session, usernames, text, link)}
 
 
-def supervisors_of(session: Session, group: str) -> list[str]:
-    """The supervisors of ``group``: members of its supervisor group (``group.supervisor_group``
-    when set, else ``<group>-supervisors``); when that has nobody, members of ``supervisors``."""
+def supervisor_group_of(session: Session, group: str) -> str:
+    """The group that supervises ``group``: its ``supervisor_group``, else ``<group>-supervisors``."""
     row = session.scalar(select(Group).where(Group.name == group))
-    named = (row.supervisor_group if row is not None and row.supervisor_group else None) or f"{group}-supervisors"
-    return _members(session, named) or _members(session, FALLBACK_SUPERVISORS)
+    return (row.supervisor_group if row is not None and row.supervisor_group else None) or f"{group}-supervisors"
+
+
+def supervisors_of(session: Session, group: str) -> list[str]:
+    """The supervisors of ``group``: members of its supervisor group (``supervisor_group_of``);
+    when that has nobody, members of ``supervisors``."""
+    return _members(session, supervisor_group_of(session, group)) or _members(session, FALLBACK_SUPERVISORS)
 
 
 @operation("notify.supervisors")
