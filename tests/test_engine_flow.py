@@ -128,6 +128,9 @@ def test_parallel_multi_instance_task_opens_one_task_per_item(engine, deploy):
         if n < 2:
             assert status(engine.db, iid) == "waiting"
             assert len(tasks(engine.db, iid)) == 2 - n
+            # The ticket's data is not one instance's: its item and answer stay inside it.
+            data = engine.instance_detail(iid)["data"]
+            assert "site" not in data and "report" not in data and data["sites"] == sites
 
     detail = engine.instance_detail(iid)
     assert detail["status"] == "completed"

@@ -72,8 +72,8 @@ def test_the_payload_keeps_decimal_money_in_the_receiving_process(engine, librar
     [child] = instances_of(engine.db, "RC")
     with engine.db.transaction() as s:
         compiled = engine.specs.get(s, child.version_id)
-    row = engine.db.session().get(ProcessInstance, child.id)
-    workflow = compiled.load(row.state)
+        stored = s.get(ProcessInstance, child.id).state
+    workflow = compiled.load(stored)
     assert workflow.last_task.data["request"]["amount"] == Decimal("0.10")
 
 

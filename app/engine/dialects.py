@@ -23,10 +23,11 @@ from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.spiff.parser import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.specs.event_definitions import MessageEventDefinition as SpiffMessage
+from SpiffWorkflow.task import Task
 
 from .scripting import HotlineServiceTask
 from .service_parsers import CamundaServiceTaskParser, HotlineServiceTaskParser
-from .state import StatelessSpecConverter
+from .state import FastTaskConverter, StatelessSpecConverter
 
 SPIFF = "spiff"
 CAMUNDA = "camunda"
@@ -58,6 +59,7 @@ class HotlineCamundaParser(CamundaParser):
 def _serializer(config: dict) -> BpmnWorkflowSerializer:
     config = dict(config)
     config[BpmnWorkflow] = StatelessSpecConverter
+    config[Task] = FastTaskConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))

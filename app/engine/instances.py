@@ -6,7 +6,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -14,8 +14,8 @@ from app.errors import Conflict, HotlineError, IllegalState, InvalidInput, NotFo
 from app.models import Incident, InstanceEvent, InstanceStatus, ProcessInstance, ProcessModel
 from app.services import context as service_context
 
-from . import clock
-from .business_keys import next_business_key
+from . import clock, records
+from .business_keys import next_business_key, next_business_key_for
 from .correlation import deliver
 from .incidents import record_incident
 from .runtime import (
@@ -32,7 +32,10 @@ from .timer_starts import fire_timer_start
 from .timing import advance, message_definitions, waiting_catch_tasks
 from .transactions import after_commit, transaction_in
 
-TICKET_VARIABLE = "business_key"  # the process variable holding the instance's business key
+TICKET_VARIABLE = "business_key"
+_MODEL = ProcessModel.__table__
+_LATEST = select(_MODEL.c.latest_version_id, _MODEL.c.title, _MODEL.c.business_key_prefix).where(
+    _MODEL.c.key == bindparam("b_key"))  # the process variable holding the instance's business key
 
 
 def require_data(data: Any, what: str = "data") -> dict:
@@ -64,29 +67,31 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
     try:
         with transaction_in(ctx, session) as s:  # session: a savepoint in the caller's transaction
             on_started = claim(s) if claim is not None else None
-            model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
-            if model is None or model.latest_version_id is None:
-                raise NotFound(f"no process '{key}' is deployed")
-            if business_key and s.scalar(select(ProcessInstance.id).where(
-                    ProcessInstance.business_key == business_key)):
-                raise Conflict(f"business key {business_key} is already used by another instance")
-            compiled = ctx.specs.get(s, model.latest_version_id)
+            numbered = None if business_key else next_business_key_for(s, key)  # the usual case: one statement
+            if numbered is not None:
+                business_key, version_id, model_title = numbered
+            else:
+                model = s.execute(_LATEST, {"b_key": key}).first()
+                if model is None or model.latest_version_id is None:
+                    raise NotFound(f"no process '{key}' is deployed")
+                if business_key and s.scalar(select(ProcessInstance.id).where(
+                        ProcessInstance.business_key == business_key)):
+                    raise Conflict(f"business key {business_key} is already used by another instance")
+                version_id, model_title = model.latest_version_id, model.title
+                business_key = business_key or next_business_key(s, model.business_key_prefix)
+            compiled = ctx.specs.get(s, version_id)
             workflow = compiled.new_workflow()
             fire_timer_start(workflow, timer_start, by_default=start_message is None)
-            business_key = business_key or next_business_key(s, model.business_key_prefix)
             for task in workflow.get_tasks(state=TaskState.READY):
                 # The ticket's own number is process data (``business_key``): messages, SMS texts and
                 # surveys name it. Start data cannot overwrite it.
                 task.set_data(**{**data, TICKET_VARIABLE: business_key})
-            instance = ProcessInstance(
-                version_id=model.latest_version_id,
-                business_key=business_key,
-                title=(title or model.title or key)[:300], status=InstanceStatus.RUNNING, state="",
-                priority=50 if priority is None else int(priority), started_by=actor, started_at=clock.now(),
-                updated_at=clock.now(),
-            )
-            s.add(instance)
-            s.flush()
+            now = clock.now()
+            instance = records.insert_instance(
+                s, version_id=version_id, business_key=business_key,
+                title=(title or model_title or key)[:300], status=InstanceStatus.RUNNING, state="",
+                priority=50 if priority is None else int(priority), started_by=actor, started_at=now,
+                updated_at=now)
             step = Step(s, instance, compiled, workflow, actor, is_new=True)
             step.record("instance_started", data=data, process=key, version=compiled.version_id)
             if on_started is not None:

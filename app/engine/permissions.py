@@ -1,7 +1,10 @@
 """Who may work on a task: the one place this is decided."""
 from __future__ import annotations
 
-from app.models import HumanTask, User
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a User, or identity.Actor; a HumanTask row, or records.TaskRecord
+    from app.models import HumanTask, User
 
 
 def is_candidate(user: User, task: HumanTask) -> bool:
@@ -12,7 +15,7 @@ def is_candidate(user: User, task: HumanTask) -> bool:
         return True
     if not task.candidate_groups and not task.candidate_users:
         return True  # a task with no candidates is everyone's
-    return bool({g.name for g in user.groups} & set(task.candidate_groups or []))
+    return bool(user.group_names & set(task.candidate_groups or []))
 
 
 def may_complete(user: User, task: HumanTask) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -98,11 +99,22 @@ def process_data(workflow) -> dict[str, Any]:
     data of a called process stays its own until the call activity completes."""
     if workflow.completed:
         return workflow.data
+    done = [t for t in workflow.tasks.values() if t.state == TaskState.COMPLETED and not _one_of_many(t)]
+    # Only where each path has got to: a step's data flows on into the completed step after it,
+    # so a variable a later step deleted stays deleted.
+    reached = [t for t in done if not any(c.state == TaskState.COMPLETED and not _one_of_many(c) for c in t.children)]
     merged: dict[str, Any] = {}
-    done = [t for t in workflow.tasks.values() if t.state == TaskState.COMPLETED]
-    for task in sorted(done, key=lambda t: t.last_state_change):
+    for task in sorted(reached, key=lambda t: t.last_state_change):
         merged.update(task.data)
     return merged
+
+
+def _one_of_many(task) -> bool:
+    """An instance of a loop or multi-instance task: its variables (the item, the form answers)
+    are its own; the ticket sees what the loop collects when it completes."""
+    parent = task.parent
+    return parent is not None and isinstance(parent.task_spec, LoopTask) and \
+        task.task_spec.name == parent.task_spec.task_spec
 
 
 def instance_detail(s: Session, ctx, instance_id: int) -> dict[str, Any]:

@@ -24,10 +24,11 @@ from app.errors import Conflict, HotlineError, IllegalState, NotFound, StepFaile
 from app.models import HumanTask, Incident, InstanceStatus, ProcessInstance, TaskStatus
 from app.services import context as service_context
 
-from . import clock, state
+from . import clock, records, state
 from .async_tasks import sync_service_jobs
 from .incidents import record_incident, resolve
-from .step import Step, StepError
+from .records import InstanceRecord
+from .step import Step, StepError, ready_human_ids
 from .sync import survey, sync_history, sync_human_tasks, sync_subscriptions, sync_timers
 from .thrown_messages import record_thrown
 from .timing import advance
@@ -80,7 +81,7 @@ def load_instance(session: Session, instance_id: int, lock: bool = False,
     return instance
 
 
-def check_active(instance: ProcessInstance, allow_suspended: bool = False) -> None:
+def check_active(instance: ProcessInstance | InstanceRecord, allow_suspended: bool = False) -> None:
     if instance.status in InstanceStatus.ENDED:
         raise IllegalState(f"instance {instance.business_key} has already {instance.status}")
     if instance.status == InstanceStatus.SUSPENDED and not allow_suspended:
@@ -111,8 +112,7 @@ def finish(step: Step) -> None:
         sync_service_jobs(step)  # asynchronous service tasks waiting for a worker
         record_thrown(step)  # messages thrown to other processes: the outbox
     _link_customer(instance, wf)
-    instance.state = state.dump(step.compiled.dialect.serializer, wf)
-    instance.updated_at = clock.now()
+    dumped = state.dump(step.compiled.dialect.serializer, wf)
     # Only an instance in error (or suspended, or being retried) can have open incidents.
     had_incidents = (step.loaded_status in (InstanceStatus.ERROR, InstanceStatus.SUSPENDED)
                      or step.resolve_incident_id is not None)
@@ -123,12 +123,14 @@ def finish(step: Step) -> None:
         _settle_incidents(step)
     elif instance.status == InstanceStatus.RUNNING:
         instance.status = InstanceStatus.WAITING
-    s.add_all(step.events)
+    records.insert_events(s, step.events)
     step.events = []
-    flush_or_conflict(s, instance)
+    records.save_instance(s, instance, dumped, clock.now())
+    if s.new or s.dirty or s.deleted:
+        s.flush()  # what services and the sync step added through the ORM: its errors belong to this step
 
 
-def _link_customer(instance: ProcessInstance, wf: BpmnWorkflow) -> None:
+def _link_customer(instance: InstanceRecord, wf: BpmnWorkflow) -> None:
     """A process that identified its caller (data ``customer_id``) files the ticket under them."""
     data = wf.data if wf.completed else (wf.last_task.data if wf.last_task is not None else {})
     customer_id = data.get("customer_id")
@@ -209,30 +211,38 @@ def committed(ctx, instance_id: int, lock_version: int, workflow: BpmnWorkflow, 
     announce_committed(ctx, announcements)
 
 
-def run_on_instance(ctx, instance: int | Callable[[Session], int], actor: str, action: Callable[[Step], Any], *,
-                    incident_action: dict | None, allow_suspended: bool = False,
+def run_on_instance(ctx, instance: int | Callable[[Session], int | InstanceRecord], actor: str,
+                    action: Callable[[Step], Any], *, incident_action: dict | None, allow_suspended: bool = False,
                     resolve_incident_id: int | None = None, run_engine: bool = True,
                     session: Session | None = None, after: list | None = None) -> Any:
     """Apply ``action`` to an instance, run the engine, commit; or change nothing.
 
     ``instance`` is an id, or a function that finds it (and checks the caller may act)
-    inside the same transaction. With ``session``: a savepoint in that transaction, and the
-    after-commit work goes to ``after`` (see transactions.py).
+    inside the same transaction and returns its id, or its record locked already
+    (``records.task_to_complete``). With ``session``: a savepoint in that transaction, and
+    the after-commit work goes to ``after`` (see transactions.py).
     """
     process_key = None
     workflow = None
     instance_id = instance if isinstance(instance, int) else None
     try:
         with transaction_in(ctx, session) as s:
-            if instance_id is None:
-                instance_id = instance(s)
-            row = load_instance(s, instance_id, lock=True, with_state=not ctx.live.holds(instance_id))
+            found = instance(s) if instance_id is None else instance_id
+            if isinstance(found, InstanceRecord):  # the finder read and locked it already
+                row, stored, instance_id = found, None, found.id
+            else:
+                instance_id = found
+                row, stored = records.lock_instance(s, instance_id, with_state=not ctx.live.holds(instance_id))
             check_active(row, allow_suspended)
             compiled = ctx.specs.get(s, row.version_id)
             process_key = compiled.key
-            workflow = ctx.live.take(instance_id, row.lock_version) or compiled.load(row.state)
+            workflow = ctx.live.take(instance_id, row.lock_version)
+            if workflow is None:
+                if stored is None:  # the cache held an older version: read the state after all
+                    stored = records.instance_state(s, instance_id)
+                workflow = compiled.load(stored)
             step = Step(s, row, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
-                        loaded_status=row.status)
+                        loaded_status=row.status, ready_before=ready_human_ids(workflow))
             with service_context.bound(s, instance_id) as bound_step:  # service tasks write in this transaction
                 result = action(step)
                 if run_engine:

@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from app.models import BufferedMessage, HumanTask, MessageSubscription, TaskStatus, Timer
 from app.services import escalation
 
-from . import clock
+from . import clock, records
 from .correlation import canonical, deliver, expected_correlation, matches
 from .step import Step, StepError
 from .timing import advance, message_definitions, timer_due, waiting_catch_tasks
@@ -122,7 +122,8 @@ def _names(step: Step, task, element_id: str, what: str, values: list[str] | Non
     return list(dict.fromkeys(names))
 
 
-def _new_human_task(step: Step, task) -> HumanTask:
+def _new_human_task(step: Step, task) -> dict:
+    """The ``human_task`` row (with its ``candidates``) for a user task that became ready."""
     element_id = task.task_spec.bpmn_id
     info = step.compiled.element(element_id)
     assignee = info.get("assignee")
@@ -135,50 +136,56 @@ def _new_human_task(step: Step, task) -> HumanTask:
         raise StepError("the candidate groups and users of this task came out empty: nobody could work on it",
                         element_id)
     now = clock.now()
-    row = HumanTask(
-        instance_id=step.instance.id,
-        spiff_task_id=str(task.id),
-        element_id=element_id,
-        title=(info.get("name") or task.task_spec.bpmn_name or element_id)[:300],
-        candidate_groups=groups,
-        candidate_users=users,
-        assignee=str(assignee) if assignee else None,
-        status=TaskStatus.CLAIMED if assignee else TaskStatus.OPEN,
-        form_key=info.get("form_key"),
-        priority=_priority(step, task, element_id, info.get("priority"), step.instance.priority),
-        due_at=_due_at(step, task, element_id, info.get("due")),
-        created_at=now,
-        claimed_at=now if assignee else None,
-        claimed_by="system" if assignee else None,
-    )
-    return row
+    return {
+        "instance_id": step.instance.id,
+        "spiff_task_id": str(task.id),
+        "element_id": element_id,
+        "title": (info.get("name") or task.task_spec.bpmn_name or element_id)[:300],
+        "candidate_groups": groups,
+        "candidate_users": users,
+        "assignee": str(assignee) if assignee else None,
+        "status": TaskStatus.CLAIMED if assignee else TaskStatus.OPEN,
+        "form_key": info.get("form_key"),
+        "priority": _priority(step, task, element_id, info.get("priority"), step.instance.priority),
+        "due_at": _due_at(step, task, element_id, info.get("due")),
+        "created_at": now,
+        "claimed_at": now if assignee else None,
+        "claimed_by": "system" if assignee else None,
+        "escalation_level": 0,
+        "overdue": False,
+        "candidates": HumanTask.candidate_keys(groups, users),
+    }
 
 
 def sync_human_tasks(step: Step, view: WorkflowView) -> None:
+    """Open a row for every user task that became ready, cancel the rows of those that went away."""
     s = step.session
     ready = {str(t.id): t for t in view.ready_human}
-    rows = [] if step.is_new else s.scalars(select(HumanTask).where(
-        HumanTask.instance_id == step.instance.id, HumanTask.status.in_(TaskStatus.ACTIVE))).all()
-    known = set()
-    for row in rows:
-        if row.status not in TaskStatus.ACTIVE:
-            continue  # completed in this transaction (not flushed yet)
-        known.add(row.spiff_task_id)
-        if row.spiff_task_id not in ready:
-            row.status = TaskStatus.CANCELLED
+    if step.is_new:
+        known, gone = set(), []
+    elif step.ready_before is not None and step.ready_before <= ready.keys() | step.finished:
+        known, gone = step.ready_before - step.finished, []  # nothing went away: no need to read the rows
+    else:
+        active = records.active_tasks(s, step.instance.id)
+        known = {row.spiff_task_id for row in active}
+        gone = [row for row in active if row.spiff_task_id not in ready]
+    if gone:
+        records.cancel_tasks(s, [row.id for row in gone])
+        for row in gone:
             step.record("task_cancelled", row.element_id, task_id=row.id, title=row.title)
     new_rows = [_new_human_task(step, task) for spiff_id, task in ready.items() if spiff_id not in known]
-    if new_rows:
-        for row in new_rows:
-            row.offer_to(row.candidate_groups, row.candidate_users)
-        s.add_all(new_rows)
-        s.flush()  # the history names the new rows' ids
-        for row in new_rows:
-            step.record("task_created", row.element_id, task_id=row.id, title=row.title,
-                        groups=row.candidate_groups, assignee=row.assignee)
-    # task.escalate calls of this step apply now that the step's tasks are known (see escalation.py)
-    escalation.settle(s, step.instance.id, [r for r in rows if r.status in TaskStatus.ACTIVE], new_rows,
-                      clock.now(), step.record)
+    new_ids = records.insert_tasks(s, new_rows) if new_rows else []
+    for task_id, row in zip(new_ids, new_rows, strict=True):
+        step.record("task_created", row["element_id"], task_id=task_id, title=row["title"],
+                    groups=row["candidate_groups"], assignee=row["assignee"])
+    if escalation.pending(s, step.instance.id):
+        # task.escalate calls of this step apply now that the step's tasks are known (see escalation.py)
+        rows = s.scalars(select(HumanTask).where(HumanTask.instance_id == step.instance.id,
+                                                 HumanTask.status.in_(TaskStatus.ACTIVE))
+                         .order_by(HumanTask.id).execution_options(populate_existing=True)).all()
+        opened = set(new_ids)
+        escalation.settle(s, step.instance.id, [r for r in rows if r.id not in opened],
+                          [r for r in rows if r.id in opened], clock.now(), step.record)
 
 
 # --- timers --------------------------------------------------------------------

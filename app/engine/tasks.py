@@ -11,7 +11,7 @@ from app.models import HumanTask, InstanceEvent, TaskStatus
 from app.schemas import forms
 from app.services import identity
 
-from . import clock, permissions
+from . import clock, permissions, records
 from .instances import require_data
 from .runtime import check_active, run_on_instance
 from .step import Step
@@ -102,41 +102,39 @@ def assign(ctx, task_id: int, assignee: str, actor: str) -> None:
 def complete(ctx, task_id: int, actor: str, data: dict | None = None) -> None:
     """Finish a user task with the form data, then run the process until it waits."""
     data = require_data(data, "form data")
+    located: list[records.TaskRecord] = []
 
-    held = []  # keeps the row in the session's (weak) identity map for finish_task
-
-    def locate(s) -> int:
-        row = _load(s, task_id)
-        held.append(row)
-        user = identity.require_user(s, actor)
+    def locate(s) -> records.InstanceRecord:
+        row, user_row, instance = records.task_to_complete(s, task_id, actor)
+        user = identity.require_actor(s, actor, user_row)
         _require_active(row)
         if not permissions.may_complete(user, row):
             if row.assignee:
                 raise Conflict(f"task {task_id} is claimed by {row.assignee}")
             raise Forbidden(f"{actor} is not a candidate for task {task_id}")
-        return row.instance_id
+        located.append(row)
+        return instance  # locked
 
     def action(step: Step) -> None:
-        finish_task(step, task_id, data, actor)
+        finish_task(step, task_id, data, actor, row=located[-1])
 
     run_on_instance(ctx, locate, actor, action,
                     incident_action={"name": "complete", "task_id": task_id, "actor": actor, "data": data})
 
 
-def finish_task(step: Step, task_id: int, data: dict, actor: str, **detail) -> None:
+def finish_task(step: Step, task_id: int, data: dict, actor: str, row: records.TaskRecord | None = None,
+                **detail) -> None:
     """Check the form data, hand it to the workflow task and mark the row completed.
 
-    The row is marked with a conditional UPDATE (still open, still held by whom we saw):
-    a claim racing this completion either lands first, and this one fails with Conflict,
-    or finds the task completed.
+    ``row``: the task as the caller read it in this transaction. The row is marked with a
+    conditional UPDATE (still open, still held by whom we saw): a claim racing this
+    completion either lands first, and this one fails with Conflict, or finds the task completed.
     """
     s = step.session
-    current = s.get(HumanTask, task_id)
-    if current is None:
-        raise NotFound(f"task {task_id} does not exist")
+    current = row if row is not None else records.find_task(s, task_id)
     _require_active(current)
     seen = current.assignee
-    if seen not in (None, actor) and not identity.require_user(s, actor).is_admin:
+    if seen not in (None, actor) and not identity.require_actor(s, actor).is_admin:
         raise Conflict(f"task {task_id} was claimed by {seen} meanwhile")
     task = step.workflow.get_task_from_id(UUID(current.spiff_task_id))
     if task is None or task.state != TaskState.READY:
@@ -146,14 +144,12 @@ def finish_task(step: Step, task_id: int, data: dict, actor: str, **detail) -> N
     changes = {k: v for k, v in values.items() if task.data.get(k, object()) != v}
     task.set_data(**values)
     task.run()
+    step.finished.add(current.spiff_task_id)
     now = clock.now()
     marks = {"status": TaskStatus.COMPLETED, "completed_at": now, "completed_by": actor}
     if seen is None:
         marks.update(assignee=actor, claimed_at=now, claimed_by=actor)
-    held = HumanTask.assignee.is_(None) if seen is None else HumanTask.assignee == seen
-    done = s.execute(update(HumanTask).where(HumanTask.id == task_id, HumanTask.status.in_(TaskStatus.ACTIVE), held)
-                     .values(**marks).execution_options(synchronize_session="evaluate")).rowcount
-    if done != 1:
+    if not records.mark_task(s, task_id, seen, **marks):
         raise Conflict(f"task {task_id} changed while it was being completed; reload it")
     step.record("task_completed", current.element_id, task_id=task_id, title=current.title, changes=changes,
                 **detail)

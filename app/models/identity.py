@@ -30,6 +30,10 @@ class User(Base):
 
     groups: Mapped[list[Group]] = relationship(secondary=membership, back_populates="members")
 
+    @property
+    def group_names(self) -> set[str]:
+        return {g.name for g in self.groups}
+
 
 class Group(Base):
     __tablename__ = "group"

@@ -60,9 +60,14 @@ class HumanTask(Base):
     def offer_to(self, groups: list[str], users: list[str]) -> None:
         """Who may claim the task: the JSON columns shown to people and the indexed candidate rows."""
         self.candidate_groups, self.candidate_users = list(groups), list(users)
-        wanted = [("group", g) for g in dict.fromkeys(groups)] + [("user", u) for u in dict.fromkeys(users)]
         kept = {(c.kind, c.name): c for c in self.candidates}
-        self.candidates = [kept.get(key) or TaskCandidate(kind=key[0], name=key[1]) for key in wanted]
+        self.candidates = [kept.get(key) or TaskCandidate(kind=key[0], name=key[1])
+                           for key in self.candidate_keys(groups, users)]
+
+    @staticmethod
+    def candidate_keys(groups: list[str], users: list[str]) -> list[tuple[str, str]]:
+        """The ``task_candidate`` rows (kind, name) of a task offered to these groups and users."""
+        return [("group", g) for g in dict.fromkeys(groups)] + [("user", u) for u in dict.fromkeys(users)]
 
     def is_late(self, now: datetime) -> bool:
         """Escalated by an SLA timer, or still open past its due time (``late_at`` in SQL)."""

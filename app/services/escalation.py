@@ -109,6 +109,12 @@ def _supervisors_to_reassign_to(session: Session, group: str) -> str:
 
 # --- applying it when the step ends (called by the engine's sync) -------------------------------
 
+def pending(session: Session, instance_id: int) -> bool:
+    """Whether this transaction asked to escalate tasks of the instance (``settle`` applies it)."""
+    held = session.info.get(_PENDING)
+    return bool(held and held[0] is session.get_transaction() and held[1].get(instance_id))
+
+
 def settle(session: Session, instance_id: int, active: Iterable[HumanTask], opened: Iterable[HumanTask],
            now: datetime, record: Callable[..., None]) -> list[int]:
     """Apply the escalations requested in this step to the instance's tasks; ids of those changed.

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import Forbidden, InvalidInput, NotFound
-from app.models import Group, User
+from app.models import Group, User, membership
 
 ADMIN = "admin"
 SYSTEM = "system"  # workers and timers act as this; it is not a login
@@ -28,7 +28,46 @@ def require_user(session: Session, username: str) -> User:
 
 
 def group_names(user: User) -> set[str]:
-    return {g.name for g in user.groups}
+    return user.group_names
+
+
+class Actor:
+    """Who acts in an engine transaction, read with one small query; their groups only when asked.
+
+    Has what ``app.engine.permissions`` looks at (``username``, ``is_admin``, ``group_names``),
+    like ``User``, without loading the ORM object on every task completion."""
+
+    __slots__ = ("_session", "_groups", "id", "username", "is_admin")
+
+    def __init__(self, session: Session, user_id: int, username: str, is_admin: bool):
+        self._session, self._groups = session, None
+        self.id, self.username, self.is_admin = user_id, username, is_admin
+
+    @property
+    def group_names(self) -> set[str]:
+        if self._groups is None:
+            self._groups = set(self._session.scalars(
+                select(Group.name).join(membership, membership.c.group_id == Group.id)
+                .where(membership.c.user_id == self.id)))
+        return self._groups
+
+
+_ACTOR = select(User.__table__.c.id, User.__table__.c.is_admin, User.__table__.c.is_active).where(
+    User.__table__.c.username == bindparam("b_username"))
+
+
+def require_actor(session: Session, username: str, row: tuple | None | bool = False) -> Actor:
+    """``require_user`` for the engine's hot path: the same checks, no ORM object.
+
+    ``row``: the user's (id, is_admin, is_active) when the caller read them already (None: no such user)."""
+    if row is False:
+        row = session.execute(_ACTOR, {"b_username": username}).first()
+    if row is None:
+        raise NotFound(f"no user '{username}'")
+    user_id, is_admin, is_active = row
+    if not is_active:
+        raise Forbidden(f"user '{username}' is disabled")
+    return Actor(session, user_id, username, is_admin)
 
 
 def ensure_group(session: Session, name: str, title: str = "") -> Group:
