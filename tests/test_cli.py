@@ -639,6 +639,8 @@ def test_every_json_command_prints_json(cli, frozen_clock, tmp_path):
                       "2,30,write_off_approval,Write off {amount}?,核销 {amount}？\n")
     cli.json("dunning", "list")
     cli.json("dunning", "import", str(levels))
+    cli.json("customers", "find", "13800000001", code=1)
+    cli.json("customers", "show", "1", code=1)
     cli.json("bpmn", "test")  # last: a scenario run resets the clock (here there are none to run)
 
     missing = _json_commands(cli.app) - cli.json_commands

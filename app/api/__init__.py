@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, jsonify
 from app import hotline
 from app.engine import queries
 
-from . import notifications
+from . import customers, notifications
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -20,3 +20,4 @@ def processes():
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(customers.bp)

@@ -6,6 +6,7 @@ from flask import Flask
 from .admin import db, users
 from .bpmn import bpmn
 from .calendars import calendars
+from .customers import customers
 from .events import incidents, messages, timers
 from .instances import instances
 from .ious import dunning_cli, ious
@@ -24,3 +25,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(surveys)
     app.cli.add_command(ious)
     app.cli.add_command(dunning_cli)
+    app.cli.add_command(customers)
