@@ -30,6 +30,8 @@ $(ASSETS): package.json package-lock.json
 	cp -r node_modules/bpmn-js/dist/assets node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js \
 	      node_modules/bpmn-js/dist/bpmn-modeler.production.min.js app/static/vendor/bpmn-js/
 	cp node_modules/htmx.org/dist/htmx.min.js app/static/vendor/
+	mkdir -p app/static/vendor/camunda-bpmn-moddle  # Camunda Modeler's extension (tests/test_diagrams.py)
+	cp node_modules/camunda-bpmn-moddle/resources/camunda.json app/static/vendor/camunda-bpmn-moddle/
 	touch $@
 
 lint: install

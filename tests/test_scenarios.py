@@ -7,6 +7,7 @@ a message starts): passing/ must pass, failing/ fails in known ways, invalid/ is
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,14 @@ from support import settings_for
 from app import create_app, hotline
 from app.engine import clock
 from app.engine.library import load_library
-from app.engine.scenario_files import find_files, iso_duration, library_for, load_file, parse_duration
+from app.engine.scenario_files import (
+    find_files,
+    iso_duration,
+    library_for,
+    load_file,
+    parse_duration,
+    parse_signed_duration,
+)
 from app.engine.scenarios import ScenarioRunner, run_paths
 from app.errors import InvalidInput
 
@@ -89,7 +97,7 @@ FAILURES = {  # scenario: (failing step, where, difference)
     "wrong status": (2, "step 2 (expect)", "status: expected completed, got waiting"),
     "wrong open tasks": (1, "step 1 (expect)", "open tasks: expected [close], got [take_complaint]"),
     "wrong task details": (1, "step 1 (expect)", "task take_complaint: groups expected [supervisors], got [agents]; "
-                                                 "task take_complaint: due in expected PT2H, got PT1H"),
+                                                 "task take_complaint: due_in expected PT2H, got PT1H"),
     "expected to fail but succeeds": (1, "step 1 (complete 'take_complaint' as li.na)",
                                       "succeeded, but should have failed with 'severity too high'"),
     "refused unexpectedly": (1, "step 1 (complete 'take_complaint' as zhang.min)",
@@ -131,7 +139,8 @@ def test_a_failure_carries_expected_actual_and_the_history_so_far(failing):
         ("task_created", "take_complaint"), ("task_completed", "take_complaint")]
     tasks = failing["wrong task details"]
     assert tasks.actual == {"tasks": [{"task": "take_complaint", "title": "Take the complaint", "groups": ["agents"],
-                                       "assignee": None, "due_in": "PT1H"}]}
+                                       "assignee": None, "due_in": "PT1H", "due_from_now": "PT1H", "priority": 50,
+                                       "overdue": False, "escalation_level": 0}]}
     assert failing["started by a message nothing starts on"].history == []  # no instance to tell about
     assert json.loads(json.dumps(result.to_dict()))["id"].endswith("::wrong status")
 
@@ -146,13 +155,13 @@ def test_an_invalid_file_names_file_scenario_and_step():
         load_file(file)
     assert [p.removeprefix(f"{file}: ") for p in caught.value.detail["problems"]] == [
         "unknown key 'colour' in the file (allowed: process, scenarios, users)",
-        "scenario 'typos', start: unknown key 'dat' in start (allowed: as, data, fails, keys, message, payload, "
-        "process)",
-        "scenario 'typos', step 1 (complete): unknown key 'wiht' in a 'complete' step (allowed: as, complete, fails, "
-        "with)",
+        "scenario 'typos', start: unknown key 'dat' in start: did you mean 'data'? (allowed: as, data, fails, keys, "
+        "message, payload, process)",
+        "scenario 'typos', step 1 (complete): unknown key 'wiht' in a 'complete' step: did you mean 'with'? (allowed: "
+        "as, complete, fails, with)",
         "scenario 'typos', step 2 (advance): advance '15 minutes' is not a duration like PT15M, PT4H, P2D or P1DT2H",
-        "scenario 'typos', step 3 (expect): unknown key 'taks' in expect (allowed: data, incidents, messages_sent, "
-        "path, status, tasks)",
+        "scenario 'typos', step 3 (expect): unknown key 'taks' in expect: did you mean 'tasks'? (allowed: data, "
+        "incidents, messages_sent, path, status, tasks)",
         "scenario 'typos', step 4 (complete): user 'wang.wei' is not declared under 'users' (declared: admin, li.na)",
         "scenario 'typos', step 5: a step does exactly one of: complete, claim, advance, message, expect "
         "(found: claim, complete)",
@@ -176,9 +185,10 @@ def test_an_invalid_file_names_file_scenario_and_step():
     ("scenarios:\n  - name: a\n    start: {payload: {}}\n    end: {status: waiting}\n",
      "scenario 'a', start: 'payload' belongs to a start by message; give 'data' here"),
     ("scenarios:\n  - name: a\n    end: {tasks: [{task: x, group: [g]}]}\n",
-     "scenario 'a', end: unknown key 'group' in an item of tasks (allowed: assignee, due_in, groups, task)"),
+     "scenario 'a', end, task x: unknown key 'group' in an item of tasks: did you mean 'groups'? (allowed: assignee, "
+     "due_from_now, due_in, escalation_level, groups, overdue, priority, task)"),
     ("scenarios:\n  - name: a\n    end: {tasks: [{task: x, due_in: 4h}]}\n",
-     "scenario 'a', end: due_in '4h' is not a duration like PT15M or PT4H"),
+     "scenario 'a', end, task x: due_in '4h' is not a duration like PT15M or PT4H"),
     ("scenarios:\n  - name: a\n    start_at: monday\n    end: {status: waiting}\n",
      "scenario 'a': start_at 'monday' is not a date and time"),
     ("scenarios:\n  - name: a\n", "scenario 'a': has neither 'steps' nor 'end': it checks nothing"),
@@ -207,6 +217,9 @@ def test_durations():
         900, 14400, 172800, 95400, 604800, 0.5]
     assert [parse_duration(t) for t in ("P", "PT", "P1DT", "15M", "P1M", "PT-1H", 15, None)] == [None] * 8
     assert [iso_duration(s) for s in (900, 14400, 172800, 95400, 0)] == ["PT15M", "PT4H", "P2D", "P1DT2H30M", "PT0S"]
+    assert [iso_duration(s) for s in (-1, -901)] == ["-PT1S", "-PT15M1S"]  # a due time already past
+    assert [parse_signed_duration(t) for t in ("PT15M", "-PT1S", "-P1D", "--PT1S", "-", "soon")] == [
+        900, -1, -86400, None, None, None]
 
 
 def test_a_scenario_file_tests_the_nearest_library_above_it():
@@ -297,3 +310,163 @@ def _write(tmp_path, text: str) -> Path:
     path = tmp_path / "x.scenario.yaml"
     path.write_text(text)
     return path
+
+
+# --- open tasks: priority, overdue, escalation level, group, agent, due time ------------------------
+# The SLA escalation (bpmn/escalation.bpmn) changes these on a late task; a scenario checks them
+# under `tasks:`. bpmn/ has the reminder (inbound_call: level 1 after 15 minutes, 2 after 30); the
+# reassigning patterns with a new due time live in tests/data/bpmn and run here on a small library.
+
+ESCALATED_CALL = """\
+process: inbound_call
+users: {li.na: [hotline], zhang.min: [hotline-supervisors]}
+scenarios:
+"""
+ESCALATED_CALL_STEPS = """\
+    start: {as: li.na, data: {channel: phone}}
+    steps:
+      - claim: take_call
+        as: li.na
+      - advance: PT15M
+      - expect:
+          tasks: [{task: take_call, %s}]
+"""
+RIGHT = ("groups: [hotline], assignee: li.na, priority: 51, overdue: true, escalation_level: 1, due_in: PT15M, "
+         "due_from_now: -PT1S")
+WRONG = {  # scenario: (the expectation, the difference reported)
+    "wrong priority": ("priority: 52", "task take_call: priority expected 52, got 51"),
+    "wrong overdue flag": ("overdue: false", "task take_call: overdue expected false, got true"),
+    "wrong escalation level": ("escalation_level: 2", "task take_call: escalation_level expected 2, got 1"),
+    "wrong group": ("groups: [hotline-supervisors]",
+                    "task take_call: groups expected [hotline-supervisors], got [hotline]"),
+    "wrong agent": ("assignee: zhang.min", "task take_call: assignee expected zhang.min, got li.na"),
+    "released, it says, but it is not": ("assignee: null", "task take_call: assignee expected nobody, got li.na"),
+    "wrong due time": ("due_from_now: PT15M", "task take_call: due_from_now expected PT15M, got -PT1S"),
+    "no due date, it says": ("due_from_now: null", "task take_call: due_from_now expected no due date, got -PT1S"),
+    "wrong due time from its creation": ("due_in: PT14M", "task take_call: due_in expected PT14M, got PT15M"),
+    "two wrong at once": ("priority: 50, escalation_level: 0",
+                          "task take_call: priority expected 50, got 51; "
+                          "task take_call: escalation_level expected 0, got 1"),
+}
+
+
+@pytest.fixture(scope="module")
+def escalated_call(tmp_path_factory):
+    """The call intake's late take_call, checked right and in every wrong way: results by name."""
+    file = tmp_path_factory.mktemp("escalated") / "escalated_call.scenario.yaml"
+    scenarios = {"all details right": RIGHT, **{name: want for name, (want, _) in WRONG.items()}}
+    file.write_text(ESCALATED_CALL + "".join(f"  - name: {name}\n" + ESCALATED_CALL_STEPS % want
+                                             for name, want in scenarios.items()))
+    return file, {r.scenario: r for r in run_paths(file, FORMS, library=BPMN)}
+
+
+def test_the_details_of_an_escalated_task_can_be_expected(escalated_call):
+    _, results = escalated_call
+    assert results["all details right"].passed, results["all details right"].line()
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_a_wrong_task_detail_fails_naming_scenario_step_and_field(escalated_call, name):
+    file, results = escalated_call
+    result = results[name]
+    assert not result.passed
+    assert result.line() == f"FAIL {file}::{name}: step 3 (expect): {WRONG[name][1]}"
+    [actual] = result.actual["tasks"]
+    assert {k: v for k, v in actual.items() if k not in ("task", "title")} == {
+        "groups": ["hotline"], "assignee": "li.na", "priority": 51, "overdue": True, "escalation_level": 1,
+        "due_in": "PT15M", "due_from_now": "-PT1S"}
+
+
+@pytest.mark.parametrize("item, problem", [
+    ("{task: take_call, priorty: 51}",
+     "scenario 'a', end, task take_call: unknown key 'priorty' in an item of tasks: did you mean 'priority'? "
+     "(allowed: assignee, due_from_now, due_in, escalation_level, groups, overdue, priority, task)"),
+    ("{task: take_call, candidate_groups: [hotline]}",
+     "scenario 'a', end, task take_call: unknown key 'candidate_groups' in an item of tasks: did you mean 'groups'?"),
+    ("{task: take_call, level: 1}",
+     "scenario 'a', end, task take_call: unknown key 'level' in an item of tasks: did you mean 'escalation_level'?"),
+    ("{task: take_call, overdue: late}", "scenario 'a', end, task take_call: overdue 'late' must be true or false"),
+    ("{task: take_call, priority: high}",
+     "scenario 'a', end, task take_call: priority 'high' is not a whole number like 2"),
+    ("{task: take_call, escalation_level: -1}",
+     "scenario 'a', end, task take_call: escalation_level -1 is not a whole number like 2"),
+    ("{task: take_call, escalation_level: true}",
+     "scenario 'a', end, task take_call: escalation_level True is not a whole number like 2"),
+    ("{task: take_call, due_from_now: soon}",
+     "scenario 'a', end, task take_call: due_from_now 'soon' is not a duration like PT15M or PT4H (-PT5M: due 5 "
+     "minutes ago; null: no due date)"),
+    ("{task: take_call, due_in: -PT1S}",
+     "scenario 'a', end, task take_call: due_in '-PT1S' is not a duration like PT15M or PT4H (counted from the "
+     "task's creation; null: no due date)"),
+    ("{task: take_call, due_at: PT1S}",
+     "scenario 'a', end, task take_call: unknown key 'due_at' in an item of tasks: did you mean 'due_from_now'?"),
+    ("{priority: 2}", "scenario 'a', end: 'task' must be a name or text, not empty"),
+])
+def test_a_mistake_in_a_task_expectation_is_an_error_before_anything_runs(tmp_path, item, problem):
+    file = _write(tmp_path, f"process: inbound_call\nscenarios:\n  - name: a\n    end: {{tasks: [{item}]}}\n")
+    with pytest.raises(InvalidInput) as caught:
+        load_file(file)
+    assert any(p.startswith(f"{file}: {problem}") for p in caught.value.detail["problems"]), \
+        caught.value.detail["problems"]
+    [result] = run_paths(file, FORMS, library=BPMN)  # a typo fails the run, it never passes unchecked
+    assert not result.passed and result.scenario == "(invalid file)" and problem in result.difference
+
+
+ESCALATING = """\
+users: {li.na: [hotline], zhang.min: [hotline-supervisors]}
+scenarios:
+  - name: a late repair is reminded in place, then handed to the supervisors with a new due time
+    start: {process: escalating_reminder, data: {reassign: true, escalation_due_in: PT4H}}
+    steps:
+      - claim: repair
+        as: li.na
+      - expect:
+          tasks:
+            - {task: repair, groups: [hotline], assignee: li.na, priority: 50, overdue: false,
+               escalation_level: 0, due_in: PT2H}
+      - advance: PT1H
+      - expect:
+          tasks: [{task: repair, overdue: false, escalation_level: 0, due_in: PT2H, due_from_now: PT1H}]
+      - advance: PT1H
+      - expect:
+          tasks:
+            - {task: repair, groups: [hotline-supervisors], assignee: null, priority: 51, overdue: true,
+               escalation_level: 1, due_from_now: PT4H}
+      - complete: repair
+        as: li.na
+        fails: not a candidate
+      - advance: PT2H
+      - expect:
+          tasks:
+            - {task: repair, groups: [hotline-supervisors], assignee: null, priority: 52, overdue: true,
+               escalation_level: 2, due_from_now: PT4H}
+      - complete: repair
+        as: zhang.min
+    end:
+      status: completed
+      tasks: []
+
+  - name: an interrupting breach reopens the complaint for the supervisors
+    start: {process: escalating_reassign}
+    steps:
+      - claim: handle_complaint
+        as: li.na
+      - advance: PT1H
+      - expect:
+          tasks:
+            - {task: handle_complaint, groups: [hotline-supervisors], assignee: null, priority: 51, overdue: true,
+               escalation_level: 1, due_in: PT1H, due_from_now: PT1H}
+"""
+
+
+def test_reassignment_and_a_new_due_time_can_be_expected(tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    for source in (DATA.parent / "bpmn" / "escalating_reminder.bpmn", DATA.parent / "bpmn" / "escalating_reassign.bpmn",
+                   BPMN / "escalation.bpmn"):
+        shutil.copy(source, library)
+    (library / "escalating.scenario.yaml").write_text(ESCALATING)
+    results = run_paths(library, FORMS)
+    assert [r.line() for r in results if not r.passed] == []
+    assert len(results) == 2
+

@@ -6,6 +6,7 @@ a file are reported at once, as the library validation does for diagrams.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +39,11 @@ ACTIONS = {  # action key: the other keys its step may have
 }
 EXPECT_KEYS = {"tasks", "status", "data", "path", "incidents", "messages_sent"}
 MESSAGE_SENT_KEYS = {"message", "payload", "keys"}  # thrown messages are recorded, not delivered
-TASK_KEYS = {"task", "groups", "assignee", "due_in"}
+TASK_KEYS = {"task", "groups", "assignee", "due_in", "due_from_now", "priority", "overdue", "escalation_level"}
+# names a designer may reach for (from the task API or the inbox), and the key this format uses
+KEY_ALIASES = {"candidate_groups": "groups", "group": "groups", "assigned_to": "assignee", "due": "due_in",
+               "due_at": "due_from_now", "due_now": "due_from_now", "level": "escalation_level",
+               "escalation": "escalation_level", "late": "overdue", "title": "task", "element": "task"}
 INCIDENT_KEYS = {"element", "error"}
 _DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -127,9 +132,19 @@ def parse_duration(text: Any) -> float | None:
     return timedelta(weeks=w, days=d, hours=h, minutes=m, seconds=s).total_seconds()
 
 
+def parse_signed_duration(text: Any) -> float | None:
+    """A duration that may lie in the past: PT15M ahead, -PT1S one second ago."""
+    if isinstance(text, str) and text.startswith("-"):
+        seconds = parse_duration(text[1:])
+        return -seconds if seconds is not None else None
+    return parse_duration(text)
+
+
 def iso_duration(seconds: float) -> str:
-    """PT15M, P1DT2H: how a designer writes a duration."""
-    rest = int(seconds)
+    """PT15M, P1DT2H: how a designer writes a duration (-PT1S: one second ago)."""
+    if seconds < 0:
+        return "-" + iso_duration(-seconds)
+    rest = int(round(seconds))
     days, rest = divmod(rest, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
@@ -153,7 +168,8 @@ class _Problems:
         for key in value:
             if key not in allowed:
                 inside = f" in {what}" if what else ""
-                self.add(where, f"unknown key '{key}'{inside} (allowed: {', '.join(sorted(allowed))})")
+                hint = _did_you_mean(key, allowed)
+                self.add(where, f"unknown key '{key}'{inside}{hint} (allowed: {', '.join(sorted(allowed))})")
         return True
 
     def mapping(self, where: str, value: Any, what: str) -> dict:
@@ -169,6 +185,15 @@ class _Problems:
             return str(value)
         self.add(where, f"'{what}' must be a name or text, not {_kind(value)}")
         return None
+
+
+def _did_you_mean(key: Any, allowed: set[str]) -> str:
+    """``: did you mean 'groups'?`` for a misspelt or a differently named key, else nothing."""
+    if not isinstance(key, str):
+        return ""
+    alias = KEY_ALIASES.get(key.lower())
+    close = [alias] if alias in allowed else difflib.get_close_matches(key.lower(), sorted(allowed), n=1, cutoff=0.75)
+    return f": did you mean '{close[0]}'?" if close else ""
 
 
 def _kind(value: Any) -> str:
@@ -385,17 +410,37 @@ class _StepContext:
     def _task(self, where: str, raw: Any) -> dict:
         if not isinstance(raw, dict):
             return {"task": self.problems.text(where, raw, "an item of tasks")}
+        name = raw.get("task")
+        if isinstance(name, (str, int)) and not isinstance(name, bool):
+            where = f"{where}, task {name}"  # each problem names the task it is about
         if not self.problems.keys(where, raw, TASK_KEYS, "an item of tasks"):
             return {}
-        task: dict[str, Any] = {"task": self.problems.text(where, raw.get("task"), "task")}
+        task: dict[str, Any] = {"task": self.problems.text(where, name, "task")}
         if "groups" in raw:
             task["groups"] = self._names(where, raw["groups"], "groups")
         if "assignee" in raw:
             task["assignee"] = None if raw["assignee"] is None else str(raw["assignee"])
-        if "due_in" in raw:
-            task["due_in"] = parse_duration(raw["due_in"])
-            if task["due_in"] is None:
-                self.problems.add(where, f"due_in {raw['due_in']!r} is not a duration like PT15M or PT4H")
+        if "due_in" in raw:  # from the task's creation; null: the task has no due date
+            task["due_in"] = None if raw["due_in"] is None else parse_duration(raw["due_in"])
+            if raw["due_in"] is not None and task["due_in"] is None:
+                self.problems.add(where, f"due_in {raw['due_in']!r} is not a duration like PT15M or PT4H "
+                                         "(counted from the task's creation; null: no due date)")
+        if "due_from_now" in raw:  # from the scenario's clock; negative once past
+            value = raw["due_from_now"]
+            task["due_from_now"] = None if value is None else parse_signed_duration(value)
+            if value is not None and task["due_from_now"] is None:
+                self.problems.add(where, f"due_from_now {value!r} is not a duration like PT15M or PT4H "
+                                         "(-PT5M: due 5 minutes ago; null: no due date)")
+        for key in ("priority", "escalation_level"):
+            if key in raw:
+                value = raw[key]
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    self.problems.add(where, f"{key} {value!r} is not a whole number like 2")
+                task[key] = value
+        if "overdue" in raw:
+            if not isinstance(raw["overdue"], bool):
+                self.problems.add(where, f"overdue {raw['overdue']!r} must be true or false")
+            task["overdue"] = raw["overdue"]
         return task
 
     def _incident(self, where: str, raw: Any) -> dict:

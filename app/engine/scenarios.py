@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from itertools import count
 from pathlib import Path
@@ -234,21 +234,26 @@ class _Run:
             raise _Refused(f"message '{step.target}' started no process: no deployed process starts on it")
         self.instance_id = result.started[0]
 
-    def _open_task(self, ref: str) -> dict:
+    def _open_task(self, ref: str, actor: str | None = None) -> dict:
+        """The oldest open task named ``ref``; of several (a multi-instance task), the oldest
+        ``actor`` may work on, so a scenario can answer them in any order."""
         if self.instance_id is None:
             raise _Refused("no process instance was started")
         with self.engine.db.transaction() as s:
             rows = sorted(queries.tasks(s, instance_id=self.instance_id), key=lambda t: t["id"])
-        match = next((t for t in rows if ref in (t["element_id"], t["title"])), None)
-        if match is None:
+            matches = [t for t in rows if ref in (t["element_id"], t["title"])]
+            if len(matches) > 1 and actor and identity.find_user(s, actor) is not None:
+                theirs = {t["id"] for t in queries.tasks(s, instance_id=self.instance_id, user=actor)}
+                matches = [t for t in matches if t["id"] in theirs] or matches
+        if not matches:
             raise _Refused(f"no open task '{ref}'; open: {_names([t['element_id'] for t in rows])}")
-        return match
+        return matches[0]
 
     def _complete(self, step: ScenarioStep) -> None:
-        self.engine.complete(self._open_task(step.target)["id"], step.actor, step.data)
+        self.engine.complete(self._open_task(step.target, step.actor)["id"], step.actor, step.data)
 
     def _claim(self, step: ScenarioStep) -> None:
-        self.engine.claim(self._open_task(step.target)["id"], step.actor)
+        self.engine.claim(self._open_task(step.target, step.actor)["id"], step.actor)
 
     def _message(self, step: ScenarioStep) -> None:
         result = self.engine.correlate(step.target, step.keys, step.data, step.actor)
@@ -338,30 +343,55 @@ def _check_tasks(want: list[dict], detail: dict) -> tuple[Any, list[str]]:
 
 
 def _task_differences(want: dict, task: dict) -> list[str]:
+    """Each detail of an open task that is not as expected, named by its key in the scenario file."""
     name, found = want["task"], []
     if "groups" in want and sorted(want["groups"]) != sorted(task["candidate_groups"]):
         found.append(f"task {name}: groups expected {_names(want['groups'])}, got {_names(task['candidate_groups'])}")
     if "assignee" in want and want["assignee"] != task["assignee"]:
         found.append(f"task {name}: assignee expected {want['assignee'] or 'nobody'}, "
                      f"got {task['assignee'] or 'nobody'}")
-    if "due_in" in want:
-        got = _due_in(task)
-        if got != want["due_in"]:
-            found.append(f"task {name}: due in expected {iso_duration(want['due_in'])}, "
-                         f"got {iso_duration(got) if got is not None else 'no due date'}")
+    for key, got in (("due_in", _due_in(task)), ("due_from_now", _due_from_now(task))):
+        if key in want and _due_differs(want[key], got):
+            found.append(f"task {name}: {key} expected {_show_due(want[key])}, got {_show_due(got)}")
+    for key in ("priority", "escalation_level"):
+        if key in want and want[key] != task[key]:
+            found.append(f"task {name}: {key} expected {want[key]}, got {task[key]}")
+    if "overdue" in want and want["overdue"] is not task["overdue"]:
+        found.append(f"task {name}: overdue expected {_show(want['overdue'])}, got {_show(task['overdue'])}")
     return found
 
 
 def _due_in(task: dict) -> float | None:
+    """Seconds from the task's creation to its due time."""
     if not task["due_at"]:
         return None
     return (datetime.fromisoformat(task["due_at"]) - datetime.fromisoformat(task["created_at"])).total_seconds()
 
 
+def _due_from_now(task: dict) -> float | None:
+    """Seconds from the scenario's clock to the task's due time (negative once it has passed)."""
+    if not task["due_at"]:
+        return None
+    due = datetime.fromisoformat(task["due_at"])
+    return (due if due.tzinfo else due.replace(tzinfo=UTC)).timestamp() - clock.now().timestamp()
+
+
+def _due_differs(want: float | None, got: float | None) -> bool:
+    if want is None or got is None:
+        return want is not got
+    return abs(want - got) >= 0.5
+
+
+def _show_due(seconds: float | None) -> str:
+    return "no due date" if seconds is None else iso_duration(seconds)
+
+
 def _task_view(task: dict) -> dict:
-    due_in = _due_in(task)
+    due_in, due_from_now = _due_in(task), _due_from_now(task)
     return {"task": task["element_id"], "title": task["title"], "groups": task["candidate_groups"],
-            "assignee": task["assignee"], "due_in": iso_duration(due_in) if due_in is not None else None}
+            "assignee": task["assignee"], "due_in": _show_due(due_in) if due_in is not None else None,
+            "due_from_now": _show_due(due_from_now) if due_from_now is not None else None,
+            "priority": task["priority"], "overdue": task["overdue"], "escalation_level": task["escalation_level"]}
 
 
 def _check_incidents(want: list[dict], detail: dict) -> tuple[Any, list[str]]:
