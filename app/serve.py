@@ -49,6 +49,9 @@ def prepare(h: Hotline) -> None:
         log.info("process %s version %s (%s)", r.key, r.version, "new" if r.created else "unchanged")
     if fresh:
         seed_sample_tickets(h)
+    # a work order waiting for acceptance, one in field work, a refund to approve, an IOU with an
+    # overdue installment, a scheduled callback: idempotent (found again by title), never fatal
+    demo.seed_sample_tickets(h.db, h.engine)
 
 
 def seed_sample_tickets(h: Hotline) -> None:

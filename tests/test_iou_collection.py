@@ -18,13 +18,14 @@ from sqlalchemy import func, select
 
 from app.engine import ProcessEngine, clock
 from app.errors import IllegalState, InvalidInput
-from app.models import InstanceEvent, ProcessInstance, Timer
+from app.models import HumanTask, InstanceEvent, ProcessInstance, Timer
 from app.models.iou import DunningLevel, Iou, IouInstallment, IouPayment
 from app.models.notification import Notification
 from app.services import customers, dunning, identity, ious
 
 ROOT = Path(__file__).resolve().parent.parent
 DIAGRAM = ROOT / "bpmn" / "iou_collection.bpmn"
+ESCALATION = ROOT / "bpmn" / "escalation.bpmn"  # the SLA timers on the staff tasks call it
 START = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
 TICK = timedelta(seconds=1)
 LADDER = """level,days,action,message_en,message_zh
@@ -52,7 +53,7 @@ def _engine(db) -> ProcessEngine:
         identity.ensure_user(s, "zhang.min", groups=["collections-supervisors"])
         customers.register("13800138000", "王芳", "zh", _session=s)
         customers.register("+1 415 555 0100", "Ann Lee", "en", _session=s)
-    engine.deploy([DIAGRAM])
+    engine.deploy([DIAGRAM, ESCALATION])
     return engine
 
 
@@ -331,19 +332,18 @@ def test_one_installment_paid_and_one_written_off_closes_partially_written_off(c
     assert [i["status"] for i in iou["installments"]] == ["paid", "written_off"]
 
 
-def test_paid_while_the_write_off_approval_is_open_closes_as_paid(collection, db):
+def test_paid_while_the_write_off_approval_is_open_closes_the_approval_and_the_iou_as_paid(collection, db):
     with db.transaction() as s:
         dunning.replace_levels(s, dunning.parse_csv(LADDER))
     iid = start(collection)
     advance(collection, timedelta(days=16))  # 01-21: the +5 write-off approval is open
     with db.transaction() as s:
         ious.record_payment(1, 1, "1000.00", "bank_transfer", "LATE-1", _session=s)
-    kept = collection.correlate(ious.PAYMENT_MESSAGE, {"iou_id": 1, "installment_no": 1},
+    told = collection.correlate(ious.PAYMENT_MESSAGE, {"iou_id": 1, "installment_no": 1},
                                 {"payment_id": 1, "amount": "1000.00"})
-    assert kept.delivered == [] and kept.buffered is not None  # no step waits: the approval is open
-    complete(collection, iid, "approve_write_off", "zhang.min",
-             {"write_off_decision": "approve", "write_off_reason": "Unreachable"})
+    assert told.delivered == [iid] and told.buffered is None  # the open approval takes it and goes away
     detail = collection.instance_detail(iid)
+    assert detail["tasks"] == []
     assert detail["status"] == "completed"
     assert detail["data"]["closing"] == {"status": "paid", "paid": "1000.00", "written_off": "0.00",
                                          "currency": "CNY"}
@@ -361,3 +361,156 @@ def test_a_payment_message_reaches_only_its_own_installment(collection, db):
     with db.transaction() as s:
         received = s.scalars(select(InstanceEvent).where(InstanceEvent.kind == "message_received")).all()
         assert [(e.instance_id, e.element_id) for e in received] == [(iid, "wait_payment")]
+
+
+# --- open tasks: SLA escalation, and dunning and payments meanwhile ---------------------------
+
+
+def _tasks(engine: ProcessEngine, iid: int, element: str) -> list[dict]:
+    return [t for t in open_tasks(engine, iid) if t["element_id"] == element]
+
+
+def _in_app(db, user: str) -> list[Notification]:
+    with db.transaction() as s:
+        return list(s.scalars(select(Notification).where(Notification.channel == "in_app",
+                                                         Notification.recipient == user)))
+
+
+def test_the_collection_call_is_escalated_after_one_and_two_working_days_and_stays_with_the_agent(collection, db):
+    iid = start(collection)
+    advance(collection, timedelta(days=10, hours=2))  # Thursday 01-15 11:00: the call opened at 10:00
+    [call] = _tasks(collection, iid, "call_customer")
+    opened = datetime.fromisoformat(call["created_at"])
+    # one working day of the office-hours calendar (09:00-12:00, 13:00-18:00 Shanghai): Friday, same time
+    assert datetime.fromisoformat(call["due_at"]) == opened + timedelta(days=1)
+    assert (call["escalation_level"], call["overdue"]) == (0, False)
+    advance(collection, timedelta(hours=23, minutes=1))  # Friday 10:01: one working day is over
+    [late] = _tasks(collection, iid, "call_customer")
+    assert late["id"] == call["id"] and late["assignee"] == "li.na"  # non-interrupting: still the agent's
+    assert (late["escalation_level"], late["overdue"], late["priority"]) == (1, True, call["priority"] + 1)
+    assert len(_in_app(db, "zhang.min")) == 1  # the collections supervisors are told
+    advance(collection, timedelta(days=3))  # Monday 01-19 10:00: the second working day is over too
+    [later] = _tasks(collection, iid, "call_customer")
+    assert later["id"] == call["id"] and (later["escalation_level"], later["priority"]) == (2, call["priority"] + 2)
+    assert len(_in_app(db, "zhang.min")) == 2
+    assert _in_app(db, "li.na") == []  # the agent is not in the supervisors' group
+
+
+def test_levels_that_fall_due_while_the_call_is_open_give_no_second_call_and_no_catch_up_sms(collection, db):
+    iid = start(collection)
+    advance(collection, timedelta(days=10, hours=2))  # 01-15: reminder SMS, then the collection call
+    advance(collection, timedelta(days=8))  # 01-23: the +3 SMS and the +7 call fell due meanwhile
+    assert len(_tasks(collection, iid, "call_customer")) == 1  # one call task for the installment, never two
+    assert [n.channel for n in outbox(db, iid) if n.channel != "in_app"] == ["sms"]  # nothing sent meanwhile
+    complete(collection, iid, "call_customer", "li.na", {"call_outcome": "promised", "promised_date": "2026-01-26"})
+    assert open_tasks(collection, iid) == []  # the late call stands in for the +3 SMS and the +7 call
+    with db.transaction() as s:
+        item = s.scalar(select(IouInstallment))
+        assert (item.dunning_level, item.dunning_days) == (4, 7)
+    advance(collection, timedelta(days=6, hours=23))  # 01-30 10:00: the +15 level is next (no e-mail: an SMS)
+    sent = [n for n in outbox(db, iid) if n.channel != "in_app"]
+    assert [n.channel for n in sent] == ["sms", "sms"]
+    assert sent[-1].text.startswith("尊敬的客户") and "1000.00 CNY" in sent[-1].text  # the +15 text, not the +3 one
+
+
+def test_a_supervisor_review_that_falls_due_while_a_call_is_open_comes_right_after_it(collection, db):
+    iid = start(collection)
+    advance(collection, timedelta(days=10, hours=2))  # 01-15: the collection call, left open for weeks
+    advance(collection, timedelta(days=31))  # 02-15: the +30 review fell due meanwhile
+    assert [t["element_id"] for t in open_tasks(collection, iid)] == ["call_customer"]
+    complete(collection, iid, "call_customer", "li.na", {"call_outcome": "no_answer"})
+    assert [t["element_id"] for t in open_tasks(collection, iid)] == ["review_installment"]
+    with db.transaction() as s:
+        assert s.scalar(select(IouInstallment)).dunning_level == 5  # +3, +7, +15 passed over; +30 is the review
+    assert [n.channel for n in outbox(db, iid) if n.channel != "in_app"] == ["sms"]
+
+
+def test_paid_in_full_while_the_call_is_open_closes_the_call_task(collection, db):
+    iid = start(collection)
+    advance(collection, timedelta(days=10, hours=2))
+    [call] = _tasks(collection, iid, "call_customer")
+    with db.transaction() as s:  # as `ious pay` does: booked first, then the message
+        booked = ious.record_payment(1, 1, "1000.00", "bank_transfer", "B-77", "li.na", _session=s)
+    result = collection.correlate(ious.PAYMENT_MESSAGE, {"iou_id": 1, "installment_no": 1},
+                                  {"payment_id": booked["payment_id"], "amount": "1000.00", "settled": True})
+    assert result.delivered == [iid] and result.buffered is None
+    detail = collection.instance_detail(iid)
+    assert detail["status"] == "completed" and detail["tasks"] == []
+    assert detail["data"]["closing"] == {"status": "paid", "paid": "1000.00", "written_off": "0.00", "currency": "CNY"}
+    with db.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(IouPayment)) == 1  # booked once
+        received = s.scalars(select(InstanceEvent).where(InstanceEvent.kind == "message_received")).all()
+        assert [e.element_id for e in received] == ["paid_during_call"]
+    with db.transaction() as s:
+        assert s.get(HumanTask, call["id"]).status == "cancelled"  # closed by the payment, not left open
+
+
+def test_a_partial_payment_while_the_call_is_open_gives_the_call_again_with_what_is_still_owed(collection, db):
+    iid = start(collection)
+    advance(collection, timedelta(days=10, hours=2))
+    [call] = _tasks(collection, iid, "call_customer")
+    result = collection.correlate(ious.PAYMENT_MESSAGE, {"iou_id": 1, "installment_no": 1},
+                                  {"amount": "400.00", "method": "wechat_pay", "reference": "WX-400"})
+    assert result.delivered == [iid]
+    [again] = _tasks(collection, iid, "call_customer")
+    assert again["id"] != call["id"] and again["assignee"] == "li.na"
+    step = collection.task_detail(again["id"])["data"]["step"]
+    assert (step["level"], step["remaining"]) == (2, "600.00")  # the same level, with what is still owed
+    assert "600.00 CNY" in step["text"]["zh"]
+    assert the_iou(db)["installments"][0]["remaining"] == Decimal("600.00")
+    assert [p["reference"] for p in the_iou(db)["installments"][0]["payments"]] == ["WX-400"]  # booked once
+    complete(collection, iid, "call_customer", "li.na", {"call_outcome": "paying"})
+    complete(collection, iid, "enter_payment", "li.na", {"payment_amount": "600.00", "payment_method": "cash"})
+    assert collection.instance_detail(iid)["status"] == "completed"
+
+
+def test_paid_in_full_by_the_bank_while_the_agent_enters_a_payment_closes_the_form_and_books_once(collection, db):
+    iid = start(collection)
+    advance(collection, timedelta(days=10, hours=2))
+    complete(collection, iid, "call_customer", "li.na", {"call_outcome": "paying"})
+    assert [t["element_id"] for t in open_tasks(collection, iid)] == ["enter_payment"]
+    collection.correlate(ious.PAYMENT_MESSAGE, {"iou_id": 1, "installment_no": 1},
+                         {"amount": "1000.00", "method": "alipay", "reference": "ALI-9"})
+    detail = collection.instance_detail(iid)
+    assert detail["status"] == "completed" and detail["tasks"] == []
+    assert the_iou(db)["paid"] == Decimal("1000.00")
+
+
+def test_a_payment_on_one_installment_closes_only_that_installments_call(collection, db):
+    iid = start(collection, due_date=None, installments=[{"due_date": "2026-01-15", "amount": "500.00"},
+                                                         {"due_date": "2026-01-19", "amount": "500.00"}])
+    advance(collection, timedelta(days=14, hours=2))  # 01-19 11:00: both installments' calls are open
+    calls = _tasks(collection, iid, "call_customer")
+    assert len(calls) == 2
+    collection.correlate(ious.PAYMENT_MESSAGE, {"iou_id": 1, "installment_no": 2},
+                         {"amount": "500.00", "method": "cash", "reference": "C-2"})
+    [left] = _tasks(collection, iid, "call_customer")
+    assert left["id"] in {c["id"] for c in calls}
+    assert [i["status"] for i in the_iou(db)["installments"]] == ["open", "paid"]
+
+
+def test_an_old_debt_entered_late_skips_the_past_reminders_and_opens_the_call_at_once(collection, db):
+    iid = start(collection, due_date="2026-01-01")  # entered on 01-05: four days overdue
+    assert [t["element_id"] for t in open_tasks(collection, iid)] == ["call_customer"]
+    assert [n for n in outbox(db, iid) if n.channel != "in_app"] == []  # no "due on 01-01" reminder sent now
+    complete(collection, iid, "call_customer", "li.na", {"call_outcome": "no_answer"})
+    # the +3 SMS fell due before the call was made: passed over; the +7 call is next, on 01-08
+    advance(collection, timedelta(days=3, hours=2))
+    assert [t["element_id"] for t in open_tasks(collection, iid)] == ["call_customer"]
+    assert [n for n in outbox(db, iid) if n.channel != "in_app"] == []
+
+
+def test_a_review_left_two_working_days_goes_to_the_duty_supervisors_and_stays_with_its_group(collection, db):
+    with db.transaction() as s:
+        identity.ensure_user(s, "ma.jun", groups=["supervisors"])  # collections-supervisors has none of its own
+    iid = start(collection)
+    _walk_to_review(collection, (iid,))  # Saturday 02-14 10:00: the +30 review opened
+    [review] = _tasks(collection, iid, "review_installment")
+    assert datetime.fromisoformat(review["due_at"]) == datetime(2026, 2, 17, 10, 0, tzinfo=UTC)  # Tue 18:00 Shanghai
+    advance(collection, timedelta(days=3, hours=8))  # Tuesday 18:00+: two working days are over
+    [late] = _tasks(collection, iid, "review_installment")
+    assert late["id"] == review["id"] and late["candidate_groups"] == ["collections-supervisors"]
+    assert (late["escalation_level"], late["overdue"]) == (1, True)
+    [told] = _in_app(db, "ma.jun")
+    assert told.instance_id == iid
+    assert _in_app(db, "zhang.min") == []

@@ -1,12 +1,18 @@
 """Demo data for the embedded mode: staff in their groups, and a few sample tickets."""
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import ProcessInstance
+from app.errors import HotlineError
+from app.models import ProcessInstance, ProcessModel
 
 from . import identity
+
+log = logging.getLogger("hotline.demo")
 
 DEMO_USERS = [
     # (username, display name, groups)
@@ -57,3 +63,129 @@ def seed_users(session: Session) -> list[str]:
 
 def has_instances(session: Session) -> bool:
     return bool(session.scalar(select(func.count()).select_from(ProcessInstance)))
+
+
+# --- sample tickets in every process -----------------------------------------------------------
+#
+# What a new user sees right after `make run`: a ticket waiting in each kind of inbox. Each sample
+# is started through the engine's public API (start, claim, complete) the way staff would, and is
+# found again by its title, so seeding twice opens nothing new. Dates are relative to today.
+
+DEMO_CUSTOMERS = [
+    # (phone, name, language)
+    ("13800138001", "Wang Fang 王芳", "zh"),
+    ("13911112222", "Chen Wei 陈伟", "zh"),
+    ("13700137000", "Emily Zhou 周艾米", "en"),
+    ("13600136000", "Li Jianguo 李建国", "zh"),
+    ("13500135000", "Zhang Xiuying 张秀英", "zh"),
+]
+
+SAMPLE_TITLES = {
+    "wo_accept": "No water at Jianguo Road 3 · 建国路3号楼停水",
+    "wo_field": "Street light out, Zhongguancun St · 中关村大街路灯不亮",
+    "refund": "Refund: charged twice for ORD-2026-0815 · 重复扣费退款",
+    "iou": "Air conditioner in 3 installments · 空调分期付款",
+    "callback": "Call back about the water bill · 回电说明水费账单",
+}
+SAMPLE_PROCESSES = {"wo_accept": "work_order", "wo_field": "work_order", "refund": "refund",
+                    "iou": "iou_collection", "callback": "callback"}
+
+
+def sample_instances(session: Session) -> dict[str, list[int]]:
+    """The demo samples already on file: {sample: [instance ids]} (one each once seeded)."""
+    found: dict[str, list[int]] = {name: [] for name in SAMPLE_TITLES}
+    by_title = {title: name for name, title in SAMPLE_TITLES.items()}
+    rows = session.execute(select(ProcessInstance.id, ProcessInstance.title)
+                           .where(ProcessInstance.title.in_(list(by_title))).order_by(ProcessInstance.id))
+    for instance_id, title in rows:
+        found[by_title[title]].append(instance_id)
+    return found
+
+
+def seed_sample_tickets(db, engine, now: datetime | None = None) -> dict[str, int]:
+    """Open the sample tickets that are not there yet; returns {sample: instance id} of those opened.
+
+    ``db``: the Database; ``engine``: the ProcessEngine (its public API only); ``now``: the engine's
+    clock (default: the time now), from which the IOU's due dates and the callback's time are set.
+    Creates the demo staff and customers it needs; the library must be deployed (a process that is
+    not gets no sample). Idempotent: a sample whose ticket exists (by its title) is left alone.
+    """
+    from . import customers, dunning
+
+    with db.transaction() as s:
+        seed_users(s)
+        ids = {phone: customers.register(phone, name, language, _session=s)["customer_id"]
+               for phone, name, language in DEMO_CUSTOMERS}
+        have = {name for name, found in sample_instances(s).items() if found}
+        deployed = set(s.scalars(select(ProcessModel.key).where(ProcessModel.latest_version_id.is_not(None))))
+        dunning_ready = bool(dunning.levels(s))
+    today = (now or datetime.now(UTC)).astimezone(dunning.hotline_timezone()).date()
+    opened: dict[str, int] = {}
+
+    def do(instance_id: int, element: str, user: str, answers: dict) -> None:
+        task = next(t for t in engine.instance_detail(instance_id)["tasks"] if t["element_id"] == element)
+        engine.claim(task["id"], user)
+        engine.complete(task["id"], user, answers)
+
+    def wo_accept() -> int:  # classified by the hotline, waiting for the water department to accept
+        phone, name, language = DEMO_CUSTOMERS[0]
+        iid = engine.start("work_order", {"channel": "phone", "caller_phone": phone, "caller_name": name,
+                                          "language": language, "customer_id": ids[phone]},
+                           "li.na", title=SAMPLE_TITLES["wo_accept"])
+        do(iid, "classify", "li.na", {
+            "caller_phone": phone, "caller_name": name, "language": language, "classify_action": "dispatch",
+            "category": "water", "area": "chaoyang", "address": "朝阳区建国路3号楼2单元501",
+            "description": "No water since 7:00 this morning, the whole building 整栋楼早上7点起停水",
+            "urgency": "urgent"})
+        return iid
+
+    def wo_field() -> int:  # accepted by the power department, the crew is on it
+        phone, name, language = DEMO_CUSTOMERS[1]
+        iid = engine.start("work_order", {"channel": "phone", "caller_phone": phone, "caller_name": name,
+                                          "language": language, "customer_id": ids[phone]},
+                           "wang.wei", title=SAMPLE_TITLES["wo_field"])
+        do(iid, "classify", "wang.wei", {
+            "caller_phone": phone, "caller_name": name, "language": language, "classify_action": "dispatch",
+            "category": "power", "area": "haidian", "address": "海淀区中关村大街27号对面",
+            "description": "Three street lights out for two nights 连续两晚三盏路灯不亮", "urgency": "normal"})
+        do(iid, "accept_power", "zhao.lei", {"accept_decision": "accept",
+                                             "accept_notes": "Crew B tonight 今晚B组上门"})
+        return iid
+
+    def refund() -> int:  # requested on the phone, waiting for the team lead's approval
+        phone, name, language = DEMO_CUSTOMERS[2]
+        iid = engine.start("refund", {"caller_phone": phone, "caller_name": name, "language": language,
+                                      "customer_id": ids[phone]}, "li.na", title=SAMPLE_TITLES["refund"])
+        do(iid, "complete_request", "li.na", {
+            "caller_phone": phone, "caller_name": name, "language": language, "order_reference": "ORD-2026-0815",
+            "amount": "680.00", "currency": "CNY", "refund_reason": "charged_twice", "method": "original_payment",
+            "details": "Bank statement shows the payment twice 银行流水显示重复扣款两次"})
+        return iid
+
+    def iou() -> int:  # the first installment is overdue: the collection call is open
+        phone, name, language = DEMO_CUSTOMERS[3]
+        plan = [(today - timedelta(days=2), "1200.00"), (today + timedelta(days=28), "1200.00"),
+                (today + timedelta(days=58), "1200.00")]
+        return engine.start("iou_collection", {
+            "customer_id": ids[phone], "amount": "3600.00", "currency": "CNY", "responsible_agent": "xu.fang",
+            "description": "Air conditioner KFR-35GW, installed 2026 空调分期付款（含安装）",
+            "installments": [{"due_date": d.isoformat(), "amount": a} for d, a in plan]},
+            "xu.fang", title=SAMPLE_TITLES["iou"])
+
+    def callback() -> int:  # the customer asked to be called back tomorrow morning
+        phone, name, language = DEMO_CUSTOMERS[4]
+        return engine.start("callback", {
+            "kind": "requested", "phone": phone, "customer_id": ids[phone], "language": language,
+            "preferred_at": f"{(today + timedelta(days=1)).isoformat()}T10:00:00",
+            "note": "Asks why this month's water bill doubled 询问本月水费为何翻倍"},
+            "li.na", title=SAMPLE_TITLES["callback"])
+
+    for name, open_sample in (("wo_accept", wo_accept), ("wo_field", wo_field), ("refund", refund),
+                              ("iou", iou), ("callback", callback)):
+        if name in have or SAMPLE_PROCESSES[name] not in deployed or (name == "iou" and not dunning_ready):
+            continue
+        try:
+            opened[name] = open_sample()
+        except HotlineError as exc:  # a changed diagram or form must not stop `make run`: say so, go on
+            log.warning("demo sample %s (%s) not opened: %s", name, SAMPLE_PROCESSES[name], exc)
+    return opened

@@ -31,6 +31,8 @@ MAX_INSTALLMENTS = 120
 PAYMENT_MESSAGE = "iou.payment_recorded"  # the message that tells the process about a payment
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+STAFF_ACTIONS = ("call_task", "supervisor_review", "write_off_approval")  # levels that give staff a task
+PASSABLE_ACTIONS = ("sms", "email", "call_task")  # passed over when they fell due while a task was open
 _SUBJECT = {"en": "Payment reminder: {business_key}", "zh": "付款提醒：{business_key}"}
 
 
@@ -170,8 +172,13 @@ def detail(iou: Iou) -> dict[str, Any]:
 @operation("iou.create")
 def create(customer_id: int, amount: Any, responsible_agent: str, due_date: Any = None, currency: str = "CNY",
            installments: list | None = None, description: str | None = "", phone: str | None = None,
-           email: str | None = None, *, _session: Session, _instance_id: int) -> dict[str, Any]:
-    """Write an IOU and its installments (one when none are given) for the ticket that calls it."""
+           email: str | None = None, at: Any = None, *, _session: Session, _instance_id: int) -> dict[str, Any]:
+    """Write an IOU and its installments (one when none are given) for the ticket that calls it.
+
+    An IOU written after some of its levels fell due (an old debt entered late) does not send them
+    all at once: the SMS and e-mail levels already past at ``at`` are passed over, up to the first
+    call, review or approval that is due, which comes at once.
+    """
     if isinstance(customer_id, str) and customer_id.strip().isdigit():
         customer_id = int(customer_id)
     customer = _session.get(Customer, customer_id) if isinstance(customer_id, int) else None
@@ -197,6 +204,13 @@ def create(customer_id: int, amount: Any, responsible_agent: str, due_date: Any 
                                        written_off=Decimal("0.00")) for n, (d, a) in enumerate(plan, 1)]
     _session.add(iou)
     _session.flush()
+    when = _when(at)
+    ladder = dunning.levels(_session)
+    for item in iou.installments:
+        for level in ladder:
+            if level.action in STAFF_ACTIONS or dunning.due_moment(item.due_date, level.days) > when:
+                break
+            item.dunning_level, item.dunning_days = level.level, level.days
     return {"iou_id": iou.id, "business_key": iou.business_key, "customer_id": customer.id,
             "customer_name": customer.name, "amount": iou.amount, "currency": iou.currency,
             "responsible_agent": iou.responsible_agent, "phone": iou.phone, "email": iou.email,
@@ -229,13 +243,46 @@ def next_dunning_step(iou_id: int, installment_no: int, at: Any = None, *,
 @operation("iou.take_dunning_step")
 def take_dunning_step(iou_id: int, installment_no: int, at: Any = None, *,
                       _session: Session) -> dict[str, Any] | None:
-    """The level due now, read afresh and noted as reached; None when none is due (settled, or the table changed)."""
+    """The level due now, read afresh; None when none is due (settled, or the table changed).
+
+    An SMS or e-mail level is noted as reached at once. A level that gives staff a task (a call,
+    a review, a write-off approval) is noted only when its task is done (``iou.finish_dunning_step``):
+    a payment that interrupts the task leaves the level due, so what is still owed gets the task again.
+    """
     step = next_dunning_step(iou_id, installment_no, at, _session=_session)
     if step is None or datetime.fromisoformat(step["due_at"]) > _when(at):
         return None
-    item = installment_of(_session, iou_id, installment_no)
-    item.dunning_level, item.dunning_days, item.review_at = step["level"], step["days"], None
+    if step["action"] not in STAFF_ACTIONS:
+        item = installment_of(_session, iou_id, installment_no)
+        item.dunning_level, item.dunning_days, item.review_at = step["level"], step["days"], None
     return step
+
+
+@operation("iou.finish_dunning_step")
+def finish_dunning_step(iou_id: int, installment_no: int, level: int, days: int, at: Any = None, *,
+                        _session: Session) -> dict[str, Any]:
+    """Note a staff level (call, review, write-off approval) as done once its task is completed.
+
+    The levels that fell due while the task was open are passed over when they are SMS, e-mail or
+    call levels: the task just done stands in for them, so a call answered late is not followed at
+    once by a catch-up SMS and a second call for the same installment. A supervisor review or a
+    write-off approval that fell due meanwhile is never passed over: it comes next, at once.
+    """
+    item = installment_of(_session, iou_id, installment_no, lock=True)
+    level, days = int(level), int(days)
+    if item.dunning_days is None or days >= item.dunning_days:
+        item.dunning_level, item.dunning_days = level, days
+    passed: list[int] = []
+    if item.status == "open":
+        when = _when(at)
+        for later in dunning.levels(_session):
+            if later.days <= item.dunning_days:
+                continue
+            if later.action not in PASSABLE_ACTIONS or dunning.due_moment(item.due_date, later.days) > when:
+                break
+            item.dunning_level, item.dunning_days = later.level, later.days
+            passed.append(later.level)
+    return {"level": item.dunning_level, "passed_over": passed, "status": item.status, "remaining": item.remaining}
 
 
 @operation("iou.record_payment")
