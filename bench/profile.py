@@ -108,7 +108,7 @@ def instrument(phases: Phases, db) -> None:
     from sqlalchemy.orm import Session
 
     from app.engine import compile as compile_mod
-    from app.engine import instances, live, runtime, specs, state, tasks
+    from app.engine import instances, live, records, runtime, specs, state, tasks
     from app.engine.dialects import DIALECTS
     from app.services import identity
 
@@ -130,7 +130,8 @@ def instrument(phases: Phases, db) -> None:
             print(f"  (not instrumented: {getattr(owner, '__name__', owner)}.{name} no longer exists)")
 
     advance_label = "advance: refresh_timers + do_engine_steps"
-    patch(runtime, "load_instance", "load instance row (ORM get)")
+    patch(records, "lock_instance", "lock instance row (records)")
+    patch(records, "task_to_complete", "complete: task + user + locked instance (records)")
     patch(specs.SpecCache, "get", "spec cache lookup")
     patch(live.LiveWorkflows, "take", "live cache take")
     patch(live.LiveWorkflows, "put", "live cache put")
@@ -144,8 +145,9 @@ def instrument(phases: Phases, db) -> None:
         patch(ser, "from_dict", "state.load: serializer.from_dict (tasks)")
         patch(ser, "to_dict", "state.dump: serializer.to_dict (tasks)")
     patch(tasks, "finish_task", "action: finish_task (set_data, task.run, UPDATE)")
-    patch(tasks, "_load", "complete: locate task row (ORM get)")
-    patch(identity, "require_user", "complete: require_user (user + groups)")
+    patch(identity, "require_actor", "complete: require_actor (groups only when needed)")
+    for name in ("insert_instance", "save_instance", "insert_tasks", "insert_events", "mark_task", "active_tasks"):
+        patch(records, name, f"records: {name} (excl. SQL)")
     patch(runtime, "advance", advance_label)
     patch(instances, "advance", advance_label)
     patch(runtime, "survey", "sync: survey (one pass over the tasks)")
@@ -155,6 +157,7 @@ def instrument(phases: Phases, db) -> None:
     patch(runtime, "finish", "finish (rest: status, events, add_all)")
     instances.finish = runtime.finish
     patch(instances, "next_business_key", "start: next_business_key (excl. SQL)")
+    patch(instances, "next_business_key_for", "start: next_business_key_for (excl. SQL)")
     patch(compile_mod.CompiledVersion, "new_workflow", "start: new_workflow (BpmnWorkflow())")
     Session.flush = w("ORM flush (excl. SQL)", Session.flush)
 

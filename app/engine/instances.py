@@ -81,7 +81,8 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 business_key = business_key or next_business_key(s, model.business_key_prefix)
             compiled = ctx.specs.get(s, version_id)
             workflow = compiled.new_workflow()
-            fire_timer_start(workflow, timer_start, by_default=start_message is None)
+            if compiled.has_timers or timer_start is not None:  # else no timer start event to fire
+                fire_timer_start(workflow, timer_start, by_default=start_message is None)
             for task in workflow.get_tasks(state=TaskState.READY):
                 # The ticket's own number is process data (``business_key``): messages, SMS texts and
                 # surveys name it. Start data cannot overwrite it.
