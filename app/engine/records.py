@@ -12,6 +12,7 @@ change, or an ORM write to the same row in this transaction, makes the write fai
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -115,15 +116,43 @@ def insert_instance(s: Session, **values: Any) -> InstanceRecord:
                           ended_at=None, **{k: v for k, v in values.items() if k in _INSTANCE_COLUMNS})
 
 
-def save_instance(s: Session, instance: InstanceRecord, state: str, updated_at: datetime) -> None:
-    """Write the instance back and bump its lock version; ``Conflict`` when someone else did first."""
-    written = s.execute(_SAVE, {"b_id": instance.id, "b_seen_version": instance.lock_version,
-                                "status": instance.status, "customer_id": instance.customer_id,
-                                "ended_at": instance.ended_at, "state": state, "updated_at": updated_at,
-                                "lock_version": instance.lock_version + 1}).rowcount
+def save_instance(s: Session, instance: InstanceRecord, state: str, updated_at: datetime,
+                  events: list[dict] = ()) -> None:
+    """Append ``events`` to the history, write the instance back and bump its lock version;
+    ``Conflict`` when someone else changed it first (the transaction then rolls back whole)."""
+    values = {"status": instance.status, "customer_id": instance.customer_id, "ended_at": instance.ended_at,
+              "state": state, "updated_at": updated_at, "lock_version": instance.lock_version + 1}
+    if s.bind.dialect.name == "postgresql":
+        written = _save_with_history_pg(s, instance, values, events)
+    else:
+        insert_events(s, list(events))
+        written = s.execute(_SAVE, {"b_id": instance.id, "b_seen_version": instance.lock_version, **values}).rowcount
     if written != 1:
         raise Conflict(f"instance {instance.business_key} was changed by someone else; reload and try again")
     instance.lock_version += 1
+
+
+_PG_SAVE = ("UPDATE process_instance SET status = %(status)s, customer_id = %(customer_id)s, "
+            "ended_at = %(ended_at)s, state = %(state)s, updated_at = %(updated_at)s, lock_version = %(lock_version)s "
+            "WHERE id = %(b_id)s AND lock_version = %(b_seen_version)s")
+
+
+def _save_with_history_pg(s: Session, instance: InstanceRecord, values: dict, events: list[dict]) -> int:
+    """The history rows and the instance in ONE statement (a data-modifying WITH): the last
+    round trip of every engine transaction but the commit. The rows count (``rowcount``) is
+    the instance's; the history rows are written whether or not it matched, and a mismatch
+    rolls them back with the rest."""
+    params = {"b_id": instance.id, "b_seen_version": instance.lock_version, **values}
+    rows = []
+    for n, event in enumerate(events):
+        rows.append(f"(%(i{n})s, %(a{n})s, %(k{n})s, %(e{n})s, %(u{n})s, %(d{n})s::jsonb)")
+        params.update({f"i{n}": event["instance_id"], f"a{n}": event["at"], f"k{n}": event["kind"],
+                       f"e{n}": event["element_id"], f"u{n}": event["actor"], f"d{n}": json.dumps(event["detail"])})
+    sql = _PG_SAVE
+    if rows:
+        sql = ("WITH history AS (INSERT INTO instance_event (instance_id, at, kind, element_id, actor, detail) "
+               f"VALUES {', '.join(rows)}) {_PG_SAVE}")
+    return s.connection().exec_driver_sql(sql, params).rowcount
 
 
 def find_task(s: Session, task_id: int) -> TaskRecord:

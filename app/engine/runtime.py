@@ -123,9 +123,8 @@ def finish(step: Step) -> None:
         _settle_incidents(step)
     elif instance.status == InstanceStatus.RUNNING:
         instance.status = InstanceStatus.WAITING
-    records.insert_events(s, step.events)
+    records.save_instance(s, instance, dumped, clock.now(), step.events)
     step.events = []
-    records.save_instance(s, instance, dumped, clock.now())
     if s.new or s.dirty or s.deleted:
         s.flush()  # what services and the sync step added through the ORM: its errors belong to this step
 
