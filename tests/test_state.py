@@ -111,3 +111,17 @@ def test_a_long_loop_round_trips(rounds):
     ready = again.get_next_task(state=TaskState.READY, manual=True)
     assert ready.data == {"limit": 10**9, "count": rounds - 1} if rounds else {"limit": 10**9}
     assert len(again.tasks) == len(workflow.tasks)
+
+
+def test_task_data_that_refers_to_itself_is_refused_not_stored():
+    """json's circular-reference check is off in state.dump; such data must still fail to store
+    (the engine turns the failure into an incident and writes nothing)."""
+    parser = SpiffBpmnParser()
+    parser.add_bpmn_file(str(ROOT / "bench" / "data" / "loop.bpmn"))
+    workflow = BpmnWorkflow(parser.get_spec("bench_loop"), parser.get_subprocess_specs("bench_loop"))
+    loop = {"round": 1}
+    loop["again"] = loop
+    for task in workflow.get_tasks(state=TaskState.READY):
+        task.set_data(limit=10**9, loop=loop)
+    with pytest.raises((RecursionError, ValueError)):
+        state.dump(DIALECTS["spiff"].serializer, workflow)
