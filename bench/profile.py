@@ -137,7 +137,8 @@ def instrument(phases: Phases, db) -> None:
     patch(live.LiveWorkflows, "put", "live cache put")
     patch(state, "load", "state.load (rest: Workflow(), script engine)")
     patch(state, "dump", "state.dump (rest)")
-    state.json = SimpleNamespace(loads=w("state.load: json.loads", json.loads), dumps=json.dumps)
+    state.json = SimpleNamespace(loads=w("state.load: json.loads", json.loads),
+                                 dumps=w("state.dump: json.dumps", json.dumps))
     spiff_serializer_module.json = SimpleNamespace(dumps=w("state.dump: json.dumps", json.dumps), loads=json.loads)
     for dialect in DIALECTS.values():
         ser = dialect.serializer
