@@ -489,6 +489,20 @@ def test_a_payment_on_one_installment_closes_only_that_installments_call(collect
     assert [i["status"] for i in the_iou(db)["installments"]] == ["open", "paid"]
 
 
+def test_a_late_call_is_escalated_alone_not_the_other_installments_call(collection, db):
+    """Each installment has its own call; the SLA timer of one is about that call only."""
+    iid = start(collection, due_date=None, installments=[{"due_date": "2026-01-14", "amount": "500.00"},
+                                                         {"due_date": "2026-01-15", "amount": "500.00"}])
+    advance(collection, timedelta(days=10, hours=5))  # Thursday 01-15 14:00
+    first, second = sorted(_tasks(collection, iid, "call_customer"), key=lambda t: t["id"])
+    assert (first["escalation_level"], first["overdue"]) == (1, True)  # opened Wednesday: a working day ago
+    assert (second["escalation_level"], second["overdue"]) == (0, False)  # opened this morning: on time
+    assert second["priority"] == first["priority"] - 1
+    advance(collection, timedelta(days=1))  # Friday 14:00: the first is two working days late, the second one
+    levels = {t["id"]: t["escalation_level"] for t in _tasks(collection, iid, "call_customer")}
+    assert levels == {first["id"]: 2, second["id"]: 1}
+
+
 def test_an_old_debt_entered_late_skips_the_past_reminders_and_opens_the_call_at_once(collection, db):
     iid = start(collection, due_date="2026-01-01")  # entered on 01-05: four days overdue
     assert [t["element_id"] for t in open_tasks(collection, iid)] == ["call_customer"]

@@ -13,9 +13,11 @@ from typing import Any
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 from SpiffWorkflow.spiff.specs.defaults import ServiceTask as _SpiffServiceTask
 
+from app.services import context as service_context
 from app.services import registry as services
 
 from . import clock
+from .boundaries import late_tasks
 from .calendars import Calendars, script_helpers
 
 
@@ -91,7 +93,8 @@ class HotlineScriptEngine(PythonScriptEngine):
 
     def call_service(self, task, operation_name, operation_params, **_):
         params = {name: spec["value"] for name, spec in operation_params.items()}
-        return services.call(operation_name, params)
+        with service_context.running(lambda: late_tasks(task)):
+            return services.call(operation_name, params)
 
 
 class HotlineServiceTask(_SpiffServiceTask):

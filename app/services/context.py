@@ -21,7 +21,7 @@ sweep picks up whatever an announcement missed, so an announcement is a fast pat
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -35,6 +35,9 @@ class StepContext:
     session: Session
     instance_id: int | None = None
     announcements: list[tuple[str, Any]] = field(default_factory=list)
+    # While a service task runs: the Spiff ids of the user task (and what is under it) whose
+    # boundary event led to it, computed when asked; None when no boundary event did.
+    late_tasks: Callable[[], frozenset[str] | None] = lambda: None
 
 
 _STEP: ContextVar[StepContext | None] = ContextVar("hotline_step", default=None)
@@ -69,6 +72,27 @@ def instance_for(operation: str) -> int:
         raise NoTransaction(f"service operation {operation!r} acts on the instance that calls it: it runs "
                             "inside an engine step, or is called with _instance_id=... directly")
     return step.instance_id
+
+
+@contextmanager
+def running(late_tasks: Callable[[], frozenset[str] | None]) -> Iterator[None]:
+    """While one service task runs (the engine's doing): what ``late_tasks()`` answers."""
+    step = _STEP.get()
+    if step is None:
+        yield
+        return
+    before, step.late_tasks = step.late_tasks, late_tasks
+    try:
+        yield
+    finally:
+        step.late_tasks = before
+
+
+def late_tasks() -> frozenset[str] | None:
+    """The Spiff ids of the user task whose boundary event (an SLA timer) led to the running
+    service, and of what is under it; None outside a step or when no boundary event did."""
+    step = _STEP.get()
+    return step.late_tasks() if step is not None else None
 
 
 def after_commit(kind: str, value: Any) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Group, HumanTask, ProcessInstance, TaskStatus
 
+from . import context
 from .notify import FALLBACK_SUPERVISORS, supervisor_group_of
 from .registry import operation
 
@@ -51,14 +52,21 @@ class Escalation:
     due: datetime | timedelta | None  # absolute, or counted from the moment it is applied
     carried_level: int = 0  # what the late tasks reached: the least a task opened later gets
     carried_priority: int | None = None
+    # Spiff ids of the task whose SLA timer called this (context.late_tasks): only it is late,
+    # not every open task of the element (each installment of an IOU has its own call). None: all.
+    scope: frozenset[str] | None = None
 
     def level_for(self, current: int) -> int:
         if self.level is None:
             return max(current + 1, self.at_least)
         return max(current, self.level)
 
-    def concerns(self, row: HumanTask) -> bool:
-        return self.element is None or row.element_id == self.element
+    def concerns(self, row: HumanTask, heir: bool = False) -> bool:
+        """Whether the request escalates ``row``. ``heir``: the row was opened in this step while
+        the late task itself is gone (an interrupting timer reopened it): it takes the late task's place."""
+        if self.element is not None and row.element_id != self.element:
+            return False
+        return self.scope is None or heir or row.spiff_task_id in self.scope
 
 
 # --- the operation ------------------------------------------------------------------------------
@@ -81,6 +89,7 @@ def escalate(level: int | None = None, raise_priority: int = 1, reassign_group: 
     """
     request = _request(_session, level, raise_priority, reassign_group, element, mark_overdue, due_in,
                        at_least, supervisors_of)
+    request = replace(request, scope=context.late_tasks())
     rows = [r for r in active_tasks(_session, _instance_id) if request.concerns(r)]
     levels = [request.level_for(r.escalation_level) for r in rows]
     reached = max(levels, default=request.level_for(0))
@@ -129,8 +138,10 @@ def settle(session: Session, instance_id: int, active: Iterable[HumanTask], open
     new_ids = {id(r) for r in opened}
     changed: list[int] = []
     for request in requests:
+        late_still_open = request.scope is not None and any(r.spiff_task_id in request.scope for r in active)
         for row in active + opened:
-            if row.status in TaskStatus.ACTIVE and request.concerns(row):
+            heir = id(row) in new_ids and not late_still_open
+            if row.status in TaskStatus.ACTIVE and request.concerns(row, heir=heir):
                 apply(row, request, now, record, reopened=id(row) in new_ids)
                 if row.id not in changed:
                     changed.append(row.id)
