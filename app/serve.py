@@ -18,6 +18,7 @@ from app import migrate
 from app.config import ROOT, Settings
 from app.container import Hotline
 from app.services import demo, identity
+from app.tuning import configure_logging
 
 log = logging.getLogger("hotline.serve")
 
@@ -68,7 +69,7 @@ def seed_sample_tickets(h: Hotline) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()
     settings = Settings.from_env()
     h = Hotline(settings)
     env = dict(os.environ, HOTLINE_INSTANCE_DIR=str(settings.instance_dir))

@@ -2,6 +2,16 @@
 from __future__ import annotations
 
 import gc
+import logging
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+def configure_logging() -> None:
+    """Hotline's own INFO lines; SpiffWorkflow's only from WARNING up (at INFO it writes a
+    line for every state change of every task: hundreds per ticket)."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("spiff").setLevel(logging.WARNING)
 
 
 def tune_gc() -> None:

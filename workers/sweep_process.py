@@ -16,18 +16,17 @@ import time
 
 from app.config import Settings
 from app.container import Hotline
-from app.tuning import tune_gc
+from app.tuning import configure_logging, tune_gc
 
 from . import jobs
 from .sweeper import Sweeper
 
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 FIRST_SWEEP_DONE = "first sweep done; sweeping"  # tests wait for this line in the worker's log
 log = logging.getLogger("hotline.worker")
 
 
 def setup() -> Hotline:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()
     h = Hotline(Settings.from_env())
     jobs.use(h)
     if os.environ.get("HOTLINE_TEST_SERVICES") == "1":
