@@ -89,3 +89,22 @@ def settings_for(tmp_path: Path, monkeypatch, **changes) -> Settings:
     forms.mkdir(exist_ok=True)
     defaults = {"database_url": f"sqlite:///{tmp_path / 'hotline.db'}", "bpmn_dir": CLI_LIBRARY, "forms_dir": forms}
     return Settings.from_env().but(**{**defaults, **changes})
+
+
+def record_sample_call(s, linkedid: str, caller: str, at, answered: bool, agent: str | None = None) -> None:
+    """A call as the telephony worker will record it: in, queued 5 s later, answered after 35 s
+    (or not: abandoned in the queue), hung up after 95 s."""
+    from datetime import timedelta
+
+    from app.models.call import CallKind
+    from app.services import calls
+
+    def event(kind, seconds, **fields):
+        return {"linkedid": linkedid, "key": f"{linkedid}:{kind}", "kind": kind,
+                "at": at + timedelta(seconds=seconds), **fields}
+
+    calls.record_call_event(s, event(CallKind.INBOUND, 0, caller=caller, called="12345"))
+    calls.record_call_event(s, event(CallKind.QUEUED, 5, queue="water"))
+    if answered:
+        calls.record_call_event(s, event(CallKind.ANSWERED, 35, agent=agent))
+    calls.record_call_event(s, event(CallKind.HANGUP, 95))

@@ -7,13 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support import settings_for
+from support import record_sample_call, settings_for
 from test_cli import Cli
 from werkzeug.security import generate_password_hash
 
 from app import create_app, hotline
 from app.models import InstanceStatus, ProcessInstance, ProcessModel, ProcessVersion
-from app.models.call import CallKind
 from app.services import calls, customers, identity
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
@@ -40,17 +39,7 @@ def client(app):
 
 
 def _call(s, linkedid: str, caller: str, hours: int, answered: bool) -> None:
-    at = T0 + timedelta(hours=hours)
-
-    def ev(kind, seconds, **fields):
-        return {"linkedid": linkedid, "key": f"{linkedid}:{kind}", "kind": kind,
-                "at": at + timedelta(seconds=seconds), **fields}
-
-    calls.record_call_event(s, ev(CallKind.INBOUND, 0, caller=caller, called="12345"))
-    calls.record_call_event(s, ev(CallKind.QUEUED, 5, queue="water"))
-    if answered:
-        calls.record_call_event(s, ev(CallKind.ANSWERED, 35, agent="li.na"))
-    calls.record_call_event(s, ev(CallKind.HANGUP, 95))
+    record_sample_call(s, linkedid, caller, T0 + timedelta(hours=hours), answered, agent="li.na")
 
 
 @pytest.fixture

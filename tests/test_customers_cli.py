@@ -4,13 +4,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support import settings_for
+from support import record_sample_call, settings_for
 from test_cli import Cli
 
 from app import create_app, hotline
 from app.errors import InvalidInput, NotFound
 from app.models import CustomerPhone, InstanceStatus, ProcessInstance, ProcessModel, ProcessVersion
-from app.models.call import CallKind
 from app.services import calls, customer_history, customers
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, the hotline's default time zone
@@ -25,17 +24,7 @@ def _ticket(s, version: ProcessVersion, key: str, status: str, customer_id: int 
 
 
 def _call(s, linkedid: str, caller: str, hours: int, answered: bool, agent: str | None = None) -> None:
-    at = T0 + timedelta(hours=hours)
-
-    def ev(kind, seconds, **fields):
-        return {"linkedid": linkedid, "key": f"{linkedid}:{kind}", "kind": kind,
-                "at": at + timedelta(seconds=seconds), **fields}
-
-    calls.record_call_event(s, ev(CallKind.INBOUND, 0, caller=caller, called="12345"))
-    calls.record_call_event(s, ev(CallKind.QUEUED, 5, queue="water"))
-    if answered:
-        calls.record_call_event(s, ev(CallKind.ANSWERED, 35, agent=agent))
-    calls.record_call_event(s, ev(CallKind.HANGUP, 95))
+    record_sample_call(s, linkedid, caller, T0 + timedelta(hours=hours), answered, agent=agent)
 
 
 @pytest.fixture

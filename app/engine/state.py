@@ -50,28 +50,26 @@ _IDS = "_hotline_task_ids"  # attribute of a workflow while it is being restored
 _TEXTS = "_hotline_id_texts"  # attribute of a workflow while it is being serialized: task ids as text so far
 
 
-def _task_id(workflow, text: str) -> UUID:
-    """A task id as a UUID, parsed once per restore: each id appears three times in a state (the
-    task's own, in its parent's children, as its children's parent), and parsing one costs more
-    than the rest of a task's restore."""
-    ids = workflow.top_workflow.__dict__.get(_IDS)
-    if ids is None:
-        return UUID(text)
-    found = ids.get(text)
+def _once(workflow, cache_name: str, key, make):
+    """``make(key)``, made once per restore or serialization (the workflow holds the cache
+    under ``cache_name`` meanwhile): each task id appears three times in a state (the task's
+    own, in its parent's children, as its children's parent), and parsing or printing one
+    costs more than the rest of a task's conversion."""
+    cache = workflow.top_workflow.__dict__.get(cache_name)
+    if cache is None:
+        return make(key)
+    found = cache.get(key)
     if found is None:
-        found = ids[text] = UUID(text)
+        found = cache[key] = make(key)
     return found
+
+
+def _task_id(workflow, text: str) -> UUID:
+    return _once(workflow, _IDS, text, UUID)
 
 
 def _id_text(workflow, task_id: UUID) -> str:
-    """``str(task_id)``, made once per serialization (as ``_task_id`` parses once per restore)."""
-    texts = workflow.top_workflow.__dict__.get(_TEXTS)
-    if texts is None:
-        return str(task_id)
-    found = texts.get(task_id)
-    if found is None:
-        found = texts[task_id] = str(task_id)
-    return found
+    return _once(workflow, _TEXTS, task_id, str)
 
 
 class FastTaskConverter(TaskConverter):
