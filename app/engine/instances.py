@@ -32,10 +32,10 @@ from .timer_starts import fire_timer_start
 from .timing import advance, message_definitions, waiting_catch_tasks
 from .transactions import after_commit, transaction_in
 
-TICKET_VARIABLE = "business_key"
+TICKET_VARIABLE = "business_key"  # the process variable holding the instance's business key
 _MODEL = ProcessModel.__table__
 _LATEST = select(_MODEL.c.latest_version_id, _MODEL.c.title, _MODEL.c.business_key_prefix).where(
-    _MODEL.c.key == bindparam("b_key"))  # the process variable holding the instance's business key
+    _MODEL.c.key == bindparam("b_key"))
 
 
 def require_data(data: Any, what: str = "data") -> dict:
