@@ -103,13 +103,16 @@ class FastTaskConverter(TaskConverter):
         task._children = [_task_id(workflow, child) for child in dct["children"]]
         task.last_state_change = dct["last_state_change"]
         task.triggered = dct["triggered"]
-        task.internal_data = self.registry.restore(dct["internal_data"])
+        internal = dct["internal_data"]
+        task.internal_data = self.registry.restore(internal) if internal else {}
         if isinstance(task_spec, CatchingEvent) and task.has_state(TaskState.WAITING):
             task.workflow.top_workflow.event_manager.add_task(task)
         delta = dct.get("delta")
         if delta and task.parent is not None:
             data = DeepMerge.merge({}, task.parent.data)
-            data.update(self.registry.restore(delta.get("updates", {})))
+            updates = delta.get("updates")
+            if updates:
+                data.update(self.registry.restore(updates))
             for key in delta.get("deletions", {}):
                 if key in data:
                     del data[key]
