@@ -22,17 +22,6 @@ from app.tuning import configure_logging
 
 log = logging.getLogger("hotline.serve")
 
-SAMPLE_CALLS = [  # answers to the call-intake form (forms/call_intake.json); each caller is registered
-    {"caller_phone": "+86 138 0013 8000", "caller_name": "Zhao Lei 赵磊", "language": "zh", "reason": "repair",
-     "notes": "No water since this morning, building 3", "follow_up": "work_order"},
-    {"caller_phone": "+86 139 1234 5678", "caller_name": "Sun Li 孙丽", "language": "en", "reason": "inquiry",
-     "notes": "Asked about the new billing cycle", "follow_up": "resolved",
-     "answer": "The new cycle starts on the 1st; the first bill covers two weeks"},
-]
-# A call event as the telephony worker sends it: Zhao Lei calls again, so the agent's open
-# task shows a known customer.
-SAMPLE_CALL_EVENT = {"caller": "13800138000", "called": "12345", "call_id": "1767574800.1"}
-
 
 def prepare(h: Hotline) -> None:
     migrate.upgrade(h.db)
@@ -49,23 +38,10 @@ def prepare(h: Hotline) -> None:
     for r in results:
         log.info("process %s version %s (%s)", r.key, r.version, "new" if r.created else "unchanged")
     if fresh:
-        seed_sample_tickets(h)
+        demo.seed_sample_calls(h.engine, {r.key for r in results})
     # a work order waiting for acceptance, one in field work, a refund to approve, an IOU with an
     # overdue installment, a scheduled callback: idempotent (found again by title), never fatal
     demo.seed_sample_tickets(h.db, h.engine)
-
-
-def seed_sample_tickets(h: Hotline) -> None:
-    keys = {r.key for r in h.engine.deploy([h.settings.bpmn_dir], "admin")[0]}
-    if "inbound_call" not in keys:
-        return
-    for answers in SAMPLE_CALLS:
-        instance_id = h.engine.start("inbound_call", {"channel": "phone"}, "li.na")
-        task = h.engine.instance_detail(instance_id)["tasks"][0]
-        h.engine.claim(task["id"], "li.na")
-        h.engine.complete(task["id"], "li.na", answers)
-    h.engine.correlate("call.inbound", payload=SAMPLE_CALL_EVENT)
-    h.engine.start("inbound_call", {"channel": "walk_in"}, "wang.wei")
 
 
 def main() -> int:

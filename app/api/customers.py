@@ -25,7 +25,7 @@ from app.schemas.customers import (
     CustomerLookupQuerySchema,
     CustomerSchema,
 )
-from app.schemas.notifications import load
+from app.schemas.requests import load
 from app.services import customer_history, identity
 
 bp = Blueprint("api_customers", __name__, url_prefix="/api/v1")

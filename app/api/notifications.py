@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from app import hotline
-from app.schemas.notifications import InboxQuerySchema, InboxSchema, MarkReadSchema, NotificationSchema, load
+from app.schemas.notifications import InboxQuerySchema, InboxSchema, MarkReadSchema, NotificationSchema
+from app.schemas.requests import load
 from app.services import notify
 
 bp = Blueprint("api_notifications", __name__, url_prefix="/api/v1")

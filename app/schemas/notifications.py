@@ -1,11 +1,7 @@
 """API shapes of notifications: what a user's inbox returns and what marking one read takes."""
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import Schema, ValidationError, fields, validate
-
-from app.errors import InvalidInput
+from marshmallow import Schema, fields, validate
 
 
 class NotificationSchema(Schema):
@@ -39,15 +35,3 @@ class InboxQuerySchema(Schema):
 
 class MarkReadSchema(Schema):
     user = fields.String(required=True, validate=validate.Length(min=1, max=80))
-
-
-def load(schema: Schema, data: Any) -> dict:
-    """``schema.load(data)``, with a bad value as InvalidInput naming each field and its problem."""
-    if data is None:
-        raise InvalidInput("the request body must be a JSON object")
-    try:
-        return schema.load(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{name}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                             for name, msgs in sorted(exc.normalized_messages().items()))
-        raise InvalidInput(f"invalid request: {problems}", fields=exc.normalized_messages()) from exc

@@ -102,6 +102,32 @@ def sample_instances(session: Session) -> dict[str, list[int]]:
     return found
 
 
+SAMPLE_CALLS = [  # answers to the call-intake form (forms/call_intake.json); each caller is registered
+    {"caller_phone": "+86 138 0013 8000", "caller_name": "Zhao Lei 赵磊", "language": "zh", "reason": "repair",
+     "notes": "No water since this morning, building 3", "follow_up": "work_order"},
+    {"caller_phone": "+86 139 1234 5678", "caller_name": "Sun Li 孙丽", "language": "en", "reason": "inquiry",
+     "notes": "Asked about the new billing cycle", "follow_up": "resolved",
+     "answer": "The new cycle starts on the 1st; the first bill covers two weeks"},
+]
+# A call event as the telephony worker sends it: Zhao Lei calls again, so the agent's open
+# task shows a known customer.
+SAMPLE_CALL_EVENT = {"caller": "13800138000", "called": "12345", "call_id": "1767574800.1"}
+
+
+def seed_sample_calls(engine, deployed: set[str]) -> None:
+    """Call-intake samples for a fresh database (``make run``): two calls taken, one ringing
+    from a known caller, one walk-in. ``deployed``: the keys of the processes deployed."""
+    if "inbound_call" not in deployed:
+        return
+    for answers in SAMPLE_CALLS:
+        instance_id = engine.start("inbound_call", {"channel": "phone"}, "li.na")
+        task = engine.instance_detail(instance_id)["tasks"][0]
+        engine.claim(task["id"], "li.na")
+        engine.complete(task["id"], "li.na", answers)
+    engine.correlate("call.inbound", payload=SAMPLE_CALL_EVENT)
+    engine.start("inbound_call", {"channel": "walk_in"}, "wang.wei")
+
+
 def seed_sample_tickets(db, engine, now: datetime | None = None) -> dict[str, int]:
     """Open the sample tickets that are not there yet; returns {sample: instance id} of those opened.
 

@@ -120,8 +120,7 @@ def _supervisors_to_reassign_to(session: Session, group: str) -> str:
 
 def pending(session: Session, instance_id: int) -> bool:
     """Whether this transaction asked to escalate tasks of the instance (``settle`` applies it)."""
-    held = session.info.get(_PENDING)
-    return bool(held and held[0] is session.get_transaction() and held[1].get(instance_id))
+    return bool(_pending(session).get(instance_id))
 
 
 def settle(session: Session, instance_id: int, active: Iterable[HumanTask], opened: Iterable[HumanTask],
