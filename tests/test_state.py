@@ -86,21 +86,31 @@ def test_the_states_of_every_process_in_the_library_are_spiffworkflows_own(monke
     assert checked["dumps"] > 200 and checked["loads"] > 50, checked
 
 
-@pytest.mark.parametrize("rounds", [0, 1, 60])
-def test_a_long_loop_round_trips(rounds):
-    """The benchmark's loop: user task -> gateway -> back, 2 tasks per round."""
+def _loop(**start_data):
     parser = SpiffBpmnParser()
     parser.add_bpmn_file(str(ROOT / "bench" / "data" / "loop.bpmn"))
     spec, subprocess_specs = parser.get_spec("bench_loop"), parser.get_subprocess_specs("bench_loop")
     workflow = BpmnWorkflow(spec, subprocess_specs)
     for task in workflow.get_tasks(state=TaskState.READY):
-        task.set_data(limit=10**9)
+        task.set_data(limit=10**9, **start_data)
     workflow.do_engine_steps()
+    return workflow
+
+
+def _round(workflow, **data):
+    task = workflow.get_next_task(state=TaskState.READY, manual=True)
+    task.set_data(**data)
+    task.run()
+    workflow.do_engine_steps()
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 60])
+def test_a_long_loop_round_trips(rounds):
+    """The benchmark's loop: user task -> gateway -> back, 2 tasks per round."""
+    workflow = _loop()
+    spec, subprocess_specs = workflow.spec, workflow.subprocess_specs
     for n in range(rounds):
-        task = workflow.get_next_task(state=TaskState.READY, manual=True)
-        task.set_data(count=n)
-        task.run()
-        workflow.do_engine_steps()
+        _round(workflow, count=n)
     serializer = DIALECTS["spiff"].serializer
     reference = _reference(DIALECTS["spiff"])
 
@@ -111,6 +121,52 @@ def test_a_long_loop_round_trips(rounds):
     ready = again.get_next_task(state=TaskState.READY, manual=True)
     assert ready.data == {"limit": 10**9, "count": rounds - 1} if rounds else {"limit": 10**9}
     assert len(again.tasks) == len(workflow.tasks)
+
+
+def _dumps_agree(workflow) -> str:
+    """state.dump, which reuses finished tasks' JSON from earlier dumps of this workflow, writes
+    byte for byte what SpiffWorkflow's own serializer writes from scratch."""
+    text = state.dump(DIALECTS["spiff"].serializer, workflow)
+    assert text == _reference(DIALECTS["spiff"]).serialize_json(workflow)
+    return text
+
+
+def test_every_dump_of_a_workflow_kept_in_memory_is_whole():
+    workflow = _loop()
+    for n in range(30):
+        _round(workflow, count=n)
+        _dumps_agree(workflow)
+    assert len(workflow.__dict__[state._FRAGMENTS].entries) > 50  # the finished tasks' JSON is reused
+
+
+def test_a_change_that_reaches_finished_tasks_through_shared_data_is_stored():
+    """SpiffWorkflow copies task data one level deep: a nested dict is shared by a task and the
+    tasks before it, so a script changing it in the ready task changes finished tasks too."""
+    workflow = _loop(order={"lines": [{"sku": "A-1", "qty": 1}]})
+    for n in range(5):
+        _round(workflow, count=n)
+        _dumps_agree(workflow)
+    ready = workflow.get_next_task(state=TaskState.READY, manual=True)
+    ready.data["order"]["lines"][0]["qty"] = 7  # what a script task would do
+    text = _dumps_agree(workflow)
+    assert '"qty": 7' in text and '"qty": 1' not in text  # the first task's data changed too
+
+
+def test_finished_tasks_changed_directly_or_dropped_are_stored_as_they_are_now():
+    workflow = _loop()
+    for n in range(6):
+        _round(workflow, count=n)
+        _dumps_agree(workflow)
+    finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.name == "work"]
+    finished[2].data["note"] = "corrected"
+    finished[3].internal_data["seen"] = True
+    assert '"note": "corrected"' in _dumps_agree(workflow)
+    finished[1].reset_branch(None)  # drops every task after it
+    workflow.do_engine_steps()
+    text = _dumps_agree(workflow)
+    assert str(finished[4].id) not in text
+    _round(workflow, count=99)
+    _dumps_agree(workflow)
 
 
 def test_task_data_that_refers_to_itself_is_refused_not_stored():

@@ -6,7 +6,10 @@ leaves it out on the way in and takes the cached spec objects on the way back.
 from __future__ import annotations
 
 import json
-from uuid import UUID
+from copy import deepcopy
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
 
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -22,7 +25,7 @@ class StatelessSpecConverter(BpmnWorkflowConverter):
             "last_task": str(workflow.last_task.id) if workflow.last_task is not None else None,
             "success": workflow.success,
             "completed": workflow.completed,
-            "tasks": {_id_text(workflow, k): self.registry.convert(v) for k, v in workflow.tasks.items()},
+            "tasks": _tasks_or_placeholder(self.registry, workflow),
             "root": str(workflow.task_tree.id),
         }
         dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
@@ -125,7 +128,23 @@ class FastTaskConverter(TaskConverter):
 def dump(serializer, workflow) -> str:
     """``serializer.serialize_json(workflow)`` (SpiffWorkflow 3.2), task ids printed once, and
     without json's check for circular references (a quarter of the time of a long ticket's
-    dump): task data that refers to itself still fails to store, with a RecursionError."""
+    dump): task data that refers to itself still fails to store, with a RecursionError.
+
+    From a workflow's second dump on, the JSON of its finished tasks is kept on it between
+    dumps (``_Fragments``): a ticket that ran 1,000 steps then re-serializes the few tasks that
+    changed, not 2,000. A workflow dumped once (loaded for one transaction) pays nothing for it."""
+    fragments = workflow.__dict__.get(_FRAGMENTS)
+    if fragments is None:
+        setattr(workflow, _FRAGMENTS, _Fragments(serializer))
+        return _dump(serializer, workflow)
+    fragments.active = True
+    try:
+        return fragments.splice(_dump(serializer, workflow))
+    finally:
+        fragments.active, fragments.text = False, None
+
+
+def _dump(serializer, workflow) -> str:
     setattr(workflow, _TEXTS, {})
     serializer.registry._encoder_mode = True
     try:
@@ -135,6 +154,99 @@ def dump(serializer, workflow) -> str:
     finally:
         serializer.registry._encoder_mode = False
         delattr(workflow, _TEXTS)
+
+
+_FRAGMENTS = "_hotline_fragments"  # attribute of a workflow: its finished tasks' JSON (_Fragments)
+_PLACEHOLDER = f"hotline-tasks-{uuid4()}"  # stands for the tasks' JSON until it is spliced in
+
+
+def _tasks_or_placeholder(registry, workflow):
+    fragments = workflow.__dict__.get(_FRAGMENTS)
+    if fragments is None or not fragments.active:  # a subprocess, or to_dict called outside dump
+        return {_id_text(workflow, k): registry.convert(v) for k, v in workflow.tasks.items()}
+    return fragments.tasks_placeholder(workflow)
+
+
+class _Entry:
+    """A finished task's JSON and what it was made from: valid while all of it is unchanged."""
+
+    __slots__ = ("text", "state", "last_state_change", "triggered", "children", "parent",
+                 "data", "internal_data")
+
+    def __init__(self, task, text: str, parent: _Entry | None):
+        self.text = text
+        self.state, self.last_state_change, self.triggered = task.state, task.last_state_change, task.triggered
+        self.children = list(task._children)
+        self.parent = parent
+        self.data = _copy(task.data)
+        self.internal_data = _copy(task.internal_data) if task.internal_data else {}
+
+    def holds(self, task, parent: _Entry | None) -> bool:
+        return (self.parent is parent and self.state == task.state
+                and self.last_state_change == task.last_state_change and self.triggered == task.triggered
+                and self.children == task._children and self.internal_data == task.internal_data
+                and self.data == task.data)
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), Decimal, datetime, date, time, timedelta, UUID})
+
+
+def _copy(value):
+    """``deepcopy`` for task data, a few times faster on its usual types (the values of JSON,
+    dates and times, Decimal), which it shares instead of copying: they cannot change."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind in _IMMUTABLE:
+        return value
+    return deepcopy(value)
+
+
+class _Fragments:
+    """The JSON of a workflow's finished tasks, kept between dumps.
+
+    A task's JSON is reused only while everything it was made from compares equal to a deep
+    copy taken when it was made: state, state-change time, children, internal data, its data,
+    and its parent's entry (a task's data is stored as the difference from its parent's). Task
+    data is compared, not trusted: SpiffWorkflow shares nested lists and dicts between a parent
+    and its children, so a script can change a finished task's data through a later one. Tasks
+    not finished are serialized at every dump. (What comparing cannot see: a finished task's
+    value replaced by an equal one that prints differently, 1 by 1.0 or True.)"""
+
+    def __init__(self, serializer):
+        self.registry = serializer.registry
+        self.encode = serializer._encoder_cls(check_circular=False).encode
+        self.entries: dict = {}
+        self.active = False  # during a dump
+        self.text: str | None = None  # the tasks' JSON, made in this dump
+
+    def tasks_placeholder(self, workflow) -> str:
+        registry, encode = self.registry, self.encode
+        old, new, parts = self.entries, {}, []
+        finished = TaskState.FINISHED_MASK
+        for task_id, task in workflow.tasks.items():
+            entry = old.get(task_id)
+            parent = new.get(task._parent) if task._parent is not None else None
+            if entry is None or not entry.holds(task, parent):
+                text = f'"{_id_text(workflow, task_id)}": ' + encode(registry.convert(task))
+                cacheable = task._state & finished and (task._parent is None or parent is not None)
+                entry = _Entry(task, text, parent) if cacheable else None
+                if entry is None:
+                    parts.append(text)
+                    continue
+            new[task_id] = entry
+            parts.append(entry.text)
+        self.entries = new
+        self.text = "{" + ", ".join(parts) + "}"
+        return _PLACEHOLDER
+
+    def splice(self, text: str) -> str:
+        if self.text is None:
+            return text
+        head, tail = text.split(f'"{_PLACEHOLDER}"', 1)
+        return head + self.text + tail
 
 
 def load(serializer, text: str, spec, subprocess_specs, script_engine):
