@@ -112,3 +112,45 @@ def deploy(engine):
         return results
 
     return _deploy
+
+
+@pytest.fixture
+def checked_walks(monkeypatch):
+    """Every shortcut ``app.engine.spiff_walks`` takes is checked against SpiffWorkflow's own
+    walk (same tasks, same order); yields how often each answered."""
+    from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+    from SpiffWorkflow.util.task import TaskIterator, TaskState
+
+    from app.engine import spiff_walks
+
+    counts = {"short": 0, "walked": 0}
+    fast_get, fast_update = spiff_walks._get_tasks, spiff_walks._update_waiting_tasks
+    spiff_get, spiff_update = BpmnWorkflow.get_tasks, BpmnWorkflow.update_waiting_tasks
+    fell_back = []
+
+    def get_tasks(workflow, first_task=None, **kwargs):
+        fell_back.clear()
+        got = fast_get(workflow, first_task, **kwargs)
+        counts["walked" if fell_back else "short"] += 1
+        want = spiff_get(workflow, first_task, **kwargs)
+        assert [t.id for t in got] == [t.id for t in want], (kwargs, got, want)
+        return got
+
+    def update_waiting_tasks(workflow):
+        fell_back.clear()
+        if not any(t._state & TaskState.WAITING for t in workflow.tasks.values()):
+            assert not list(TaskIterator(workflow.task_tree, state=TaskState.WAITING))
+        fast_update(workflow)
+        counts["walked" if fell_back else "short"] += 1
+
+    def spiff_walk(original):
+        def walk(*args, **kwargs):
+            fell_back.append(True)
+            return original(*args, **kwargs)
+        return walk
+
+    monkeypatch.setattr(spiff_walks, "_get_tasks", get_tasks)
+    monkeypatch.setattr(spiff_walks, "_update_waiting_tasks", update_waiting_tasks)
+    monkeypatch.setattr(BpmnWorkflow, "get_tasks", spiff_walk(spiff_get))
+    monkeypatch.setattr(BpmnWorkflow, "update_waiting_tasks", spiff_walk(spiff_update))
+    return counts

@@ -61,7 +61,7 @@ def _flat_keys(correlations: dict | None) -> dict:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["id"] for s in SCENARIOS])
-def test_corpus_scenario(engine, db, scenario):
+def test_corpus_scenario(engine, db, scenario, checked_walks):
     clock.freeze(datetime.now(UTC).replace(microsecond=0))
     engine.deploy([CORPUS / f for f in scenario["files"]])
     steps = list(scenario["steps"])

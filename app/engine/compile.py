@@ -10,7 +10,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 from app.schemas.forms import from_inline_fields, load_text
 
-from . import state
+from . import spiff_walks, state
 from .calendars import Calendars
 from .dialects import DIALECTS, Dialect
 from .scripting import HotlineScriptEngine
@@ -61,11 +61,12 @@ class CompiledVersion:
     has_messages: bool = True  # False: none can wait for a message
 
     def new_workflow(self) -> BpmnWorkflow:
-        return BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=self.script_engine)
+        return spiff_walks.install(BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=self.script_engine))
 
     def load(self, state_text: str) -> BpmnWorkflow:
         """An instance's workflow, restored from its stored state with this version's spec."""
-        return state.load(self.dialect.serializer, state_text, self.spec, self.subprocess_specs, self.script_engine)
+        return spiff_walks.install(state.load(self.dialect.serializer, state_text, self.spec, self.subprocess_specs,
+                                              self.script_engine))
 
     def element(self, element_id: str) -> dict:
         return self.elements.get(element_id, {})
