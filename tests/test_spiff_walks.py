@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
-from app.engine import spiff_walks
+from app.engine import spiff_limits, spiff_walks
 from app.engine.scenarios import run_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +70,22 @@ def test_a_task_cut_off_from_the_root_is_left_to_spiffworkflows_walk():
     parent._children.append(ready[0].id)
     parent._state = TaskState.LIKELY  # the walk does not descend below a predicted task
     assert workflow.get_tasks(state=TaskState.READY) == BpmnWorkflow.get_tasks(workflow, state=TaskState.READY) == []
+
+
+@pytest.mark.parametrize("depth", [3, 4, 5, 8])
+def test_a_lowered_max_depth_limits_the_shortcut_as_it_limits_the_walk(monkeypatch, depth):
+    """tests/test_engine_limits.py lowers SpiffWorkflow's max_depth to provoke the silent stop
+    it used to cause: the shortcut must stop at the same depth."""
+    workflow = _loop()
+    defaults = BpmnTaskIterator.__init__.__defaults__
+    monkeypatch.setattr(BpmnTaskIterator.__init__, "__defaults__",
+                        tuple(depth if d == spiff_limits.MAX_DEPTH else d for d in defaults))
+    for n in range(8):
+        want = BpmnWorkflow.get_tasks(workflow, state=TaskState.READY)
+        assert workflow.get_tasks(state=TaskState.READY) == want, f"round {n}"
+        if not want:
+            break
+        want[0].set_data(count=n)
+        want[0].run()
+        BpmnWorkflow.do_engine_steps(workflow)
+    assert not want  # the walk lost sight of the loop, and so did the shortcut

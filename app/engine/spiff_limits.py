@@ -14,13 +14,22 @@ from SpiffWorkflow.util.task import TaskIterator
 MAX_DEPTH = 10_000_000
 
 
+def _max_depth_index(init) -> int:
+    names = init.__code__.co_varnames[1:init.__code__.co_argcount]
+    return names.index("max_depth") - (len(names) - len(init.__defaults__))
+
+
 def _lift(cls) -> None:
     init = cls.__init__
-    names = init.__code__.co_varnames[1:init.__code__.co_argcount]
     defaults = list(init.__defaults__)
-    offset = len(names) - len(defaults)
-    defaults[names.index("max_depth") - offset] = MAX_DEPTH
+    defaults[_max_depth_index(init)] = MAX_DEPTH
     init.__defaults__ = tuple(defaults)
+
+
+def max_depth(cls=BpmnTaskIterator) -> int:
+    """The ``max_depth`` a walk of ``cls`` gets by default in this process now."""
+    init = cls.__init__
+    return init.__defaults__[_max_depth_index(init)]
 
 
 _lift(TaskIterator)

@@ -25,6 +25,8 @@ from types import MethodType
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
+from .spiff_limits import max_depth
+
 _DEFINITE = TaskState.DEFINITE_MASK  # FUTURE | WAITING | READY | STARTED: walks descend from FUTURE up
 _MIN_STATE = TaskState.FUTURE
 
@@ -59,11 +61,12 @@ def _update_waiting_tasks(workflow: BpmnWorkflow) -> None:
 
 def _reachable(workflow: BpmnWorkflow, task) -> bool:
     """Whether a depth-first walk from the root with a definite-state filter visits ``task``:
-    every ancestor is in the tree, lists it as a child, and is FUTURE or later."""
-    tasks = workflow.tasks
+    every ancestor is in the tree, lists it as a child and is FUTURE or later, and the task is
+    no deeper than the walk's ``max_depth`` (lifted by ``spiff_limits``; tests lower it)."""
+    tasks, depth = workflow.tasks, 0
     while task._parent is not None:
         parent = tasks.get(task._parent)
         if parent is None or parent._state < _MIN_STATE or task.id not in parent._children:
             return False
-        task = parent
-    return task is workflow.task_tree
+        task, depth = parent, depth + 1
+    return task is workflow.task_tree and depth <= max_depth()
