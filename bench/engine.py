@@ -176,8 +176,8 @@ def report(results: dict, args) -> tuple[str, bool]:
         row(f"    state size @{cp}", lambda c, cp=cp: f"{pt(c, cp).state_bytes / 1024:,.0f} KiB")
 
     def serde(c: str, cp: int) -> str:
-        load, dump = pt(c, cp).serde
-        spent = dump if "cold" not in c else load + dump
+        load, dump, kept = pt(c, cp).serde
+        spent = kept if "cold" not in c else load + dump
         return f"{ms(spent)} ({spent / pt(c, cp).latency * 100:.0f}%)"
 
     for cp in args.checkpoints:
@@ -185,8 +185,8 @@ def report(results: dict, args) -> tuple[str, bool]:
     row("    growth run (untimed ramp incl.)", lambda c: f"{r[c]['growth_seconds']:.1f} s")
     out("(x) after a Hotline figure: Hotline time / raw time in this run (persistence overhead).")
     out("cold: live_workflows=0, every call reads the state. A start reads no state: (a) is measured once.")
-    out("state dump (cached) | load+dump (cold): state.dump / state.load + state.dump of the stored state, "
-        "timed alone; % of that completion.")
+    out("state dump (cached) | load+dump (cold): state.dump of a workflow dumped before (finished tasks' JSON "
+        "kept) / state.load + first state.dump of the stored state, timed alone; % of that completion.")
 
     out("")
     out("== targets (issue: PostgreSQL, one process) " + "=" * 26)

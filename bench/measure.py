@@ -13,9 +13,10 @@ from importlib.metadata import version
 from pathlib import Path
 from time import perf_counter
 
+from app.engine import spiff_limits
 from app.errors import StepFailed
 
-from .drivers import HERE, spiff_max_depth
+from .drivers import HERE
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Point:
     latency: float  # median seconds per completion
     samples: list[float]
     state_bytes: int | None
-    serde: tuple[float, float] | None = None  # state.load, state.dump of that state, alone
+    serde: tuple[float, float, float] | None = None  # state.load, first dump, later dump, alone
 
 
 @dataclass
@@ -189,7 +190,7 @@ def machine() -> dict:
             "sqlalchemy": version("SQLAlchemy"), "psycopg": version("psycopg"),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "code": code_version(),
             "gc": f"threshold {gc.get_threshold()}, {gc.get_freeze_count():,} objects frozen",
-            "spiff max_depth": f"{spiff_max_depth():,} (lifted by app.engine.spiff_limits at import)",
+            "spiff max_depth": f"{spiff_limits.max_depth():,} (lifted by app.engine.spiff_limits at import)",
             "load average at start": load_average()}
 
 

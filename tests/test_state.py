@@ -169,6 +169,39 @@ def test_finished_tasks_changed_directly_or_dropped_are_stored_as_they_are_now()
     _dumps_agree(workflow)
 
 
+def test_a_large_state_read_back_keeps_its_tasks_json_and_stores_changes_whole():
+    """state.load keeps each finished task's JSON as read (a large state's first dump then
+    reuses it); whatever changes after the load is still stored."""
+    workflow = _loop(order={"lines": [{"sku": "A-1", "qty": 1}]})
+    workflow.data["tasks"] = {"note": "a key named like the state's own"}  # parsed at the top level right
+    for n in range(120):
+        _round(workflow, count=n)
+    serializer = DIALECTS["spiff"].serializer
+    text = _dumps_agree(workflow)
+    assert len(text) > state._SPLIT_ABOVE
+
+    again = state.load(serializer, text, workflow.spec, workflow.subprocess_specs, workflow.script_engine)
+    assert len(again.__dict__[state._FRAGMENTS].entries) > 200
+    assert _dumps_agree(again) == text
+    again.get_next_task(state=TaskState.READY, manual=True).data["order"]["lines"][0]["qty"] = 3
+    _round(again, count=500)
+    text = _dumps_agree(again)
+    assert '"qty": 3' in text and '"count": 500' in text and '"qty": 1' not in text
+
+
+def test_a_state_not_laid_out_as_dump_writes_it_is_read_whole():
+    workflow = _loop()
+    for n in range(120):
+        _round(workflow, count=n)
+    serializer = DIALECTS["spiff"].serializer
+    text = state.dump(serializer, workflow)
+    for other in (json.dumps(json.loads(text), indent=1), json.dumps(json.loads(text), separators=(",", ":"))):
+        assert state._split_tasks(other) is None
+        again = state.load(serializer, other, workflow.spec, workflow.subprocess_specs, None)
+        assert state._FRAGMENTS not in again.__dict__
+        assert _dumps_agree(again) == text
+
+
 def test_task_data_that_refers_to_itself_is_refused_not_stored():
     """json's circular-reference check is off in state.dump; such data must still fail to store
     (the engine turns the failure into an incident and writes nothing)."""
