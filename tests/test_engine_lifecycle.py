@@ -184,3 +184,28 @@ def test_a_business_key_given_twice_is_a_conflict(engine, deploy, db):
     engine.start("simple", {}, "admin", business_key="WO-2026-000777")
     with pytest.raises(Conflict, match="WO-2026-000777 is already used"):
         engine.start("simple", {}, "admin", business_key="WO-2026-000777")
+
+
+def test_ticket_numbers_count_up_per_prefix_and_year_and_titles_fall_back_to_the_process(engine, deploy, db):
+    """On PostgreSQL the number, the version and the instance row come from one statement that
+    formats the key in SQL: it must agree with business_keys.format_key, past six digits too."""
+    from sqlalchemy import update
+
+    from app.engine.business_keys import format_key
+    from app.models import BusinessKeyCounter
+
+    deploy("simple.bpmn")
+    first = instance(db, engine.start("simple", {}, "admin"))
+    prefix, year, value = first.business_key.rsplit("-", 2)
+    assert first.business_key == format_key(prefix, T0.year, 1) and int(year) == T0.year and value == "000001"
+    assert first.title and first.status == "waiting" and first.priority == 50 and first.lock_version == 2
+    named = instance(db, engine.start("simple", {}, "admin", title="Leaking pipe, 3rd floor", priority=80))
+    assert (named.business_key, named.title, named.priority) == (format_key(prefix, T0.year, 2),
+                                                                 "Leaking pipe, 3rd floor", 80)
+    assert instance(db, engine.start("simple", {}, "admin", title="")).title == first.title
+    assert instance(db, engine.start("simple", {}, "admin", title="x" * 400)).title == "x" * 300
+    with db.transaction() as s:
+        s.execute(update(BusinessKeyCounter).where(BusinessKeyCounter.prefix == prefix).values(value=999_999))
+    big = instance(db, engine.start("simple", {}, "admin"))
+    assert big.business_key == format_key(prefix, T0.year, 1_000_000) == f"{prefix}-{T0.year}-1000000"
+    assert big.version_id == first.version_id and big.started_by == "admin"

@@ -1,13 +1,16 @@
 """Business keys people can read out on the phone: WO-2026-000123."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import BusinessKeyCounter, ProcessModel
+from app.models import BusinessKeyCounter
 
 from . import clock
+from .records import InstanceRecord
 
 _COUNTER = BusinessKeyCounter.__table__
 _BUMP = (update(_COUNTER)  # a plain statement, not the ORM's: one of the few on every start
@@ -15,31 +18,48 @@ _BUMP = (update(_COUNTER)  # a plain statement, not the ORM's: one of the few on
          .values(value=_COUNTER.c.value + 1)
          .returning(_COUNTER.c.value))
 
-_MODEL = ProcessModel.__table__
-# The same counter, found through the process's key: a start learns its process's latest
-# version and takes a ticket number in one round trip.
-_BUMP_FOR_PROCESS = (update(_COUNTER)
-                     .where(_COUNTER.c.prefix == _MODEL.c.business_key_prefix, _MODEL.c.key == bindparam("b_key"),
-                            _COUNTER.c.year == bindparam("counter_year"))
-                     .values(value=_COUNTER.c.value + 1)
-                     .returning(_COUNTER.c.value, _COUNTER.c.prefix, _MODEL.c.latest_version_id, _MODEL.c.title))
-
 
 def format_key(prefix: str, year: int, value: int) -> str:
     return f"{prefix}-{year}-{value:06d}"
 
 
-def next_business_key_for(session: Session, process_key: str) -> tuple[str, int, str] | None:
-    """(business key, latest version id, title) for a new instance of ``process_key``; None when
-    the process is not deployed or has no counter for this year yet (the caller then reads the
-    model and calls ``next_business_key``)."""
+# A start's first statement on PostgreSQL: take the next ticket number of the process's
+# counter, learn its latest version, and insert the instance, in one round trip. The key is
+# format_key's, in SQL (tests/test_business_keys.py holds them to each other).
+_NUMBERED_INSTANCE = """
+WITH counter AS (
+    UPDATE business_key_counter AS c SET value = c.value + 1
+    FROM process_model AS m
+    WHERE c.prefix = m.business_key_prefix AND c.year = %(year)s AND m.key = %(key)s
+      AND m.latest_version_id IS NOT NULL
+    RETURNING c.value, c.prefix, m.latest_version_id, m.title)
+INSERT INTO process_instance (version_id, business_key, title, status, state, priority, started_by,
+                              started_at, updated_at, lock_version)
+SELECT latest_version_id,
+       prefix || '-' || %(year_text)s || '-' || lpad(value::text, greatest(6, length(value::text)), '0'),
+       left(coalesce(nullif(%(title)s, ''), nullif(title, ''), %(key)s), 300),
+       %(status)s, '', %(priority)s, %(started_by)s, %(now)s, %(now)s, 1
+FROM counter
+RETURNING id, version_id, business_key, title
+"""
+
+
+def insert_numbered_instance(session: Session, process_key: str, *, title: str | None, status: str,
+                             priority: int, started_by: str, now: datetime) -> InstanceRecord | None:
+    """The new instance of ``process_key``'s latest version with the next ticket number, its
+    title ``title`` or the process's; None when the process is not deployed, has no counter
+    for this year yet, or the database is not PostgreSQL (the caller then goes step by step)."""
     if session.get_bind().dialect.name != "postgresql":
         return None  # SQLite's RETURNING cannot name the FROM table; its round trips cost nothing anyway
-    year = clock.now().year
-    row = session.execute(_BUMP_FOR_PROCESS, {"b_key": process_key, "counter_year": year}).first()
-    if row is None or row.latest_version_id is None:
-        return None  # nothing deployed: the caller's NotFound rolls the bump back
-    return format_key(row.prefix, year, row.value), row.latest_version_id, row.title
+    year = now.year
+    row = session.connection().exec_driver_sql(_NUMBERED_INSTANCE, {
+        "key": process_key, "year": year, "year_text": str(year), "title": title, "status": status,
+        "priority": priority, "started_by": started_by, "now": now}).first()
+    if row is None:
+        return None
+    return InstanceRecord(id=row.id, version_id=row.version_id, business_key=row.business_key, title=row.title,
+                          status=status, customer_id=None, priority=priority, lock_version=1,
+                          started_by=started_by, started_at=now, ended_at=None)
 
 
 def next_business_key(session: Session, prefix: str) -> str:

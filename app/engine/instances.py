@@ -15,7 +15,7 @@ from app.models import Incident, InstanceEvent, InstanceStatus, ProcessInstance,
 from app.services import context as service_context
 
 from . import clock, records
-from .business_keys import next_business_key, next_business_key_for
+from .business_keys import insert_numbered_instance, next_business_key
 from .correlation import deliver
 from .incidents import record_incident
 from .runtime import (
@@ -67,9 +67,12 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
     try:
         with transaction_in(ctx, session) as s:  # session: a savepoint in the caller's transaction
             on_started = claim(s) if claim is not None else None
-            numbered = None if business_key else next_business_key_for(s, key)  # the usual case: one statement
-            if numbered is not None:
-                business_key, version_id, model_title = numbered
+            now = clock.now()
+            priority = 50 if priority is None else int(priority)
+            instance = None if business_key else insert_numbered_instance(  # the usual case: one statement
+                s, key, title=title, status=InstanceStatus.RUNNING, priority=priority, started_by=actor, now=now)
+            if instance is not None:
+                business_key, version_id = instance.business_key, instance.version_id
             else:
                 model = s.execute(_LATEST, {"b_key": key}).first()
                 if model is None or model.latest_version_id is None:
@@ -77,8 +80,12 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 if business_key and s.scalar(select(ProcessInstance.id).where(
                         ProcessInstance.business_key == business_key)):
                     raise Conflict(f"business key {business_key} is already used by another instance")
-                version_id, model_title = model.latest_version_id, model.title
+                version_id = model.latest_version_id
                 business_key = business_key or next_business_key(s, model.business_key_prefix)
+                instance = records.insert_instance(
+                    s, version_id=version_id, business_key=business_key,
+                    title=(title or model.title or key)[:300], status=InstanceStatus.RUNNING, state="",
+                    priority=priority, started_by=actor, started_at=now, updated_at=now)
             compiled = ctx.specs.get(s, version_id)
             workflow = compiled.new_workflow()
             if compiled.has_timers or timer_start is not None:  # else no timer start event to fire
@@ -87,12 +94,6 @@ def start(ctx, key: str, data: dict | None = None, actor: str = "system", *, bus
                 # The ticket's own number is process data (``business_key``): messages, SMS texts and
                 # surveys name it. Start data cannot overwrite it.
                 task.set_data(**{**data, TICKET_VARIABLE: business_key})
-            now = clock.now()
-            instance = records.insert_instance(
-                s, version_id=version_id, business_key=business_key,
-                title=(title or model_title or key)[:300], status=InstanceStatus.RUNNING, state="",
-                priority=50 if priority is None else int(priority), started_by=actor, started_at=now,
-                updated_at=now)
             step = Step(s, instance, compiled, workflow, actor, is_new=True)
             step.record("instance_started", data=data, process=key, version=compiled.version_id)
             if on_started is not None:
