@@ -209,10 +209,10 @@ def _copy(value):
     """``deepcopy`` for task data, a few times faster on its usual types (the values of JSON,
     dates and times, Decimal), which it shares instead of copying: they cannot change."""
     kind = type(value)
-    if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
+    if kind is dict:  # values that cannot change are taken as they are, without a call each
+        return {key: item if type(item) in _IMMUTABLE else _copy(item) for key, item in value.items()}
     if kind is list:
-        return [_copy(item) for item in value]
+        return [item if type(item) in _IMMUTABLE else _copy(item) for item in value]
     if kind in _IMMUTABLE:
         return value
     return deepcopy(value)
