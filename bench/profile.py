@@ -137,8 +137,10 @@ def instrument(phases: Phases, db) -> None:
     patch(live.LiveWorkflows, "put", "live cache put")
     patch(state, "load", "state.load (rest: Workflow(), script engine)")
     patch(state, "dump", "state.dump (rest)")
-    state.json = SimpleNamespace(loads=w("state.load: json.loads", json.loads),
-                                 dumps=w("state.dump: json.dumps", json.dumps))
+    patch(state, "_parse", "state.load: parse (orjson)")
+    patch(state, "_task_texts", "state.load: the tasks' lines")
+    patch(state._Fragments, "seeded", "state.load: seed the tasks' JSON")
+    state.json = SimpleNamespace(loads=json.loads, dumps=w("state.dump: json.dumps", json.dumps))
     spiff_serializer_module.json = SimpleNamespace(dumps=w("state.dump: json.dumps", json.dumps), loads=json.loads)
     for dialect in DIALECTS.values():
         ser = dialect.serializer

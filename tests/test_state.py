@@ -125,10 +125,22 @@ def test_a_long_loop_round_trips(rounds):
 
 def _dumps_agree(workflow) -> str:
     """state.dump, which reuses finished tasks' JSON from earlier dumps of this workflow, writes
-    byte for byte what SpiffWorkflow's own serializer writes from scratch."""
+    byte for byte what SpiffWorkflow's own serializer writes from scratch, one task per line."""
     text = state.dump(DIALECTS["spiff"].serializer, workflow)
-    assert text == _reference(DIALECTS["spiff"]).serialize_json(workflow)
+    assert text == _one_task_per_line(_reference(DIALECTS["spiff"]).serialize_json(workflow))
     return text
+
+
+def _one_task_per_line(text: str) -> str:
+    """SpiffWorkflow's JSON of a workflow laid out as state.dump writes it."""
+    dct = json.loads(text)
+    assert json.dumps(dct) == text
+    keys = list(dct)
+    before, after = keys[:keys.index("tasks")], keys[keys.index("tasks") + 1:]
+    head = json.dumps({key: dct[key] for key in before})[:-1] + ', "tasks": {'
+    tail = ", " + json.dumps({key: dct[key] for key in after})[1:]
+    lines = [f'"{task_id}": ' + json.dumps(task) for task_id, task in dct["tasks"].items()]
+    return head + "\n" + ",\n".join(lines) + "\n}" + tail
 
 
 def test_every_dump_of_a_workflow_kept_in_memory_is_whole():
@@ -178,7 +190,7 @@ def test_a_large_state_read_back_keeps_its_tasks_json_and_stores_changes_whole()
         _round(workflow, count=n)
     serializer = DIALECTS["spiff"].serializer
     text = _dumps_agree(workflow)
-    assert len(text) > state._SPLIT_ABOVE
+    assert len(text) > state._SEED_ABOVE
 
     again = state.load(serializer, text, workflow.spec, workflow.subprocess_specs, workflow.script_engine)
     assert len(again.__dict__[state._FRAGMENTS].entries) > 200
@@ -195,11 +207,44 @@ def test_a_state_not_laid_out_as_dump_writes_it_is_read_whole():
         _round(workflow, count=n)
     serializer = DIALECTS["spiff"].serializer
     text = state.dump(serializer, workflow)
-    for other in (json.dumps(json.loads(text), indent=1), json.dumps(json.loads(text), separators=(",", ":"))):
-        assert state._split_tasks(other) is None
+    spiffs_own = _reference(DIALECTS["spiff"]).serialize_json(workflow)  # what earlier versions stored
+    for other in (json.dumps(json.loads(text), indent=1), json.dumps(json.loads(text), separators=(",", ":")),
+                  spiffs_own):
+        assert state._task_texts(other, json.loads(other)) is None
         again = state.load(serializer, other, workflow.spec, workflow.subprocess_specs, None)
         assert state._FRAGMENTS not in again.__dict__
         assert _dumps_agree(again) == text
+
+
+def test_what_orjson_does_not_read_is_read_by_json():
+    """NaN and integers beyond 64 bits are valid task data for SpiffWorkflow and json."""
+    workflow = _loop(ratio=float("nan"), serial=2**70)
+    for n in range(120):
+        _round(workflow, count=n)
+    serializer = DIALECTS["spiff"].serializer
+    text = _dumps_agree(workflow)
+    again = state.load(serializer, text, workflow.spec, workflow.subprocess_specs, None)
+    assert state._FRAGMENTS in again.__dict__
+    assert _dumps_agree(again) == text
+    ready = again.get_next_task(state=TaskState.READY, manual=True)
+    assert ready.data["serial"] == 2**70 and ready.data["ratio"] != ready.data["ratio"]
+
+
+def test_restored_tasks_have_the_attributes_task_init_gives():
+    """state restores tasks without Task.__init__: a SpiffWorkflow that adds an attribute there
+    must fail here, not leave restored tasks without it."""
+    workflow = _loop()
+    _round(workflow, count=1)
+    again = state.load(DIALECTS["spiff"].serializer, state.dump(DIALECTS["spiff"].serializer, workflow),
+                       workflow.spec, workflow.subprocess_specs, None)
+    made = Task(again, again.spec.task_specs["work"])
+    for task in again.tasks.values():
+        if task is not made:
+            assert set(vars(task)) == set(vars(made)), task
+            original = workflow.tasks[task.id]
+            assert (task.parent and task.parent.id, [c.id for c in task.children], task.state, task.data) == \
+                (original.parent and original.parent.id, [c.id for c in original.children], original.state,
+                 original.data)
 
 
 def test_task_data_that_refers_to_itself_is_refused_not_stored():

@@ -6,13 +6,15 @@ leaves it out on the way in and takes the cached spec objects on the way back.
 from __future__ import annotations
 
 import json
-from copy import deepcopy
+from copy import copy, deepcopy
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from uuid import UUID, uuid4
+from uuid import UUID, SafeUUID, uuid4
 
+import orjson
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
@@ -38,8 +40,7 @@ class StatelessSpecConverter(BpmnWorkflowConverter):
         workflow = self.target_class(spec, subprocess_specs, deserializing=True)
         setattr(workflow, _IDS, {})
         try:
-            workflow.tasks = self.mapping_from_dict(dct["tasks"], lambda text: _task_id(workflow, text),
-                                                    workflow=workflow)
+            workflow.tasks = _restore_tasks(self.registry, dct["tasks"], workflow)
             workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
             self.set_default_attributes(workflow, dct)
             self.subprocesses_from_dict(dct["subprocesses"], workflow)
@@ -65,10 +66,6 @@ def _once(workflow, cache_name: str, key, make):
     if found is None:
         found = cache[key] = make(key)
     return found
-
-
-def _task_id(workflow, text: str) -> UUID:
-    return _once(workflow, _IDS, text, UUID)
 
 
 def _id_text(workflow, task_id: UUID) -> str:
@@ -101,41 +98,92 @@ class FastTaskConverter(TaskConverter):
         }
 
     def from_dict(self, dct, workflow):
-        ids = workflow.top_workflow.__dict__.get(_IDS)
-        if ids is None:  # called outside state.load: parse every id
-            ids = {}
-        task_spec = workflow.spec.task_specs.get(dct["task_spec"])
-        text = dct["id"]
-        task = self.target_class(workflow, task_spec, state=dct["state"], id=ids.get(text) or _parsed(ids, text))
-        text = dct["parent"]
-        parent = None
-        if text is not None:
-            task._parent = ids.get(text) or _parsed(ids, text)
-            parent = workflow.tasks.get(task._parent)  # what ``task.parent`` looks up
-        task._children = [ids.get(child) or _parsed(ids, child) for child in dct["children"]]
-        task.last_state_change = dct["last_state_change"]
-        task.triggered = dct["triggered"]
-        internal = dct["internal_data"]
-        task.internal_data = self.registry.restore(internal) if internal else {}
-        if isinstance(task_spec, CatchingEvent) and task._state & TaskState.WAITING:
-            workflow.top_workflow.event_manager.add_task(task)
-        delta = dct.get("delta")
-        if delta and parent is not None:
-            data = DeepMerge.merge({}, parent.data)
-            updates = delta.get("updates")
-            if updates:
-                data.update(self.registry.restore(updates))
-            for key in delta.get("deletions", {}):
-                if key in data:
-                    del data[key]
+        return _restore_task(self.registry, self.target_class, dct, workflow)
+
+
+def _restore_tasks(registry, mapping: dict, workflow) -> dict:
+    """``mapping_from_dict(mapping, UUID, workflow=workflow)`` for a workflow's tasks, each task
+    restored straight from its dict rather than through the registry (which copies every task's
+    dict to take its ``typename`` out); anything else goes through the registry."""
+    typename, tasks = registry.typenames[Task], {}
+    ids = workflow.top_workflow.__dict__.get(_IDS)
+    for text, dct in mapping.items():
+        task_id = ids.get(text) or _parsed(ids, text)
+        if type(dct) is dict and dct.get("typename") == typename:
+            tasks[task_id] = _restore_task(registry, Task, dct, workflow)
         else:
-            data = self.registry.restore(dct["data"])
-        task.data = data
-        return task
+            tasks[task_id] = registry.restore(dct, workflow=workflow)
+    return tasks
+
+
+_MUTABLE = (dict, list, set)
+_new = object.__new__
+
+
+def _restore_task(registry, cls, dct: dict, workflow):
+    """SpiffWorkflow 3.2's ``TaskConverter.from_dict``: the same task, made without running
+    ``Task.__init__`` (which sets every attribute twice and looks the parent up) and with each
+    id parsed once per restore (``_IDS``). ``tests/test_state.py`` checks the attributes
+    against those ``Task.__init__`` sets."""
+    ids = workflow.top_workflow.__dict__.get(_IDS)
+    if ids is None:  # called outside state.load: parse every id
+        ids = {}
+    task_spec = workflow.spec.task_specs.get(dct["task_spec"])
+    text = dct["id"]
+    task_id = ids.get(text) or _parsed(ids, text)
+    text = dct["parent"]
+    parent_id = parent = None
+    if text is not None:
+        parent_id = ids.get(text) or _parsed(ids, text)
+        parent = workflow.tasks.get(parent_id)  # what ``task.parent`` looks up
+    delta = dct.get("delta")
+    if delta and parent is not None:  # DeepMerge.merge({}, parent.data), then the delta
+        data = {key: copy(value) if isinstance(value, _MUTABLE) else value for key, value in parent.data.items()}
+        updates = delta.get("updates")
+        if updates:
+            data.update(registry.restore(updates))
+        for key in delta.get("deletions", {}):
+            if key in data:
+                del data[key]
+    else:
+        data = registry.restore(dct["data"])
+    internal = dct["internal_data"]
+    if task_spec is None:  # Task.__init__ stands a StartTask in for it
+        task = cls(workflow, None, state=dct["state"], id=task_id)
+        task._parent = parent_id
+    else:
+        task = _new(cls)
+        task.__dict__.update(id=task_id, workflow=workflow, _parent=parent_id, _children=None,
+                             _state=dct["state"], triggered=None, task_spec=task_spec,
+                             thread_id=cls.thread_id_pool, data=None, internal_data=None, last_state_change=None)
+        workflow.tasks[task_id] = task
+    task._children = [ids.get(child) or _parsed(ids, child) for child in dct["children"]]
+    task.last_state_change = dct["last_state_change"]
+    task.triggered = dct["triggered"]
+    task.internal_data = registry.restore(internal) if internal else {}
+    task.data = data
+    if isinstance(task_spec, CatchingEvent) and task._state & TaskState.WAITING:
+        workflow.top_workflow.event_manager.add_task(task)
+    return task
 
 
 def _parsed(ids: dict, text: str) -> UUID:
-    found = ids[text] = UUID(text)
+    found = ids[text] = _uuid(text)
+    return found
+
+
+_set = object.__setattr__
+
+
+def _uuid(text: str) -> UUID:
+    """``UUID(text)``, twice as fast for the form ids are stored in (36 characters): the same
+    checks (32 hex digits once the hyphens are gone), the same object."""
+    digits = text.replace("-", "")
+    if len(text) != 36 or len(digits) != 32:
+        return UUID(text)
+    found = _new(UUID)
+    _set(found, "int", int(digits, 16))
+    _set(found, "is_safe", SafeUUID.unknown)
     return found
 
 
@@ -144,18 +192,20 @@ def dump(serializer, workflow) -> str:
     without json's check for circular references (a quarter of the time of a long ticket's
     dump): task data that refers to itself still fails to store, with a RecursionError.
 
-    From a workflow's second dump on, the JSON of its finished tasks is kept on it between
-    dumps (``_Fragments``): a ticket that ran 1,000 steps then re-serializes the few tasks that
-    changed, not 2,000. A workflow dumped once (loaded for one transaction) pays nothing for it."""
+    The workflow's own tasks are written one per line (``_tasks_text``), so ``load`` finds each
+    task's JSON without a JSON scanner of its own. From a workflow's second dump on, the JSON of
+    its finished tasks is kept on it between dumps (``_Fragments``): a ticket that ran 1,000
+    steps then re-serializes the few tasks that changed, not 2,000. A workflow dumped once
+    (loaded for one transaction) pays nothing for it."""
     fragments = workflow.__dict__.get(_FRAGMENTS)
     if fragments is None:
-        setattr(workflow, _FRAGMENTS, _Fragments(serializer))
-        return _dump(serializer, workflow)
+        fragments = _Fragments(serializer, keep=False)
+        setattr(workflow, _FRAGMENTS, fragments)
     fragments.active = True
     try:
         return fragments.splice(_dump(serializer, workflow))
     finally:
-        fragments.active, fragments.text = False, None
+        fragments.active, fragments.text, fragments.keep = False, None, True
 
 
 def _dump(serializer, workflow) -> str:
@@ -229,20 +279,21 @@ class _Fragments:
     not finished are serialized at every dump. (What comparing cannot see: a finished task's
     value replaced by an equal one that prints differently, 1 by 1.0 or True.)"""
 
-    def __init__(self, serializer):
+    def __init__(self, serializer, keep: bool = True):
         self.registry = serializer.registry
         self.encode = serializer._encoder_cls(check_circular=False).encode
         self.entries: dict = {}
+        self.keep = keep  # make entries in this dump (not in a workflow's first: it may be its only)
         self.active = False  # during a dump
         self.text: str | None = None  # the tasks' JSON, made in this dump
 
     @classmethod
-    def seeded(cls, serializer, workflow, texts: dict[str, str]) -> _Fragments:
+    def seeded(cls, serializer, workflow, texts: list[str]) -> _Fragments:
         """Entries for a workflow just restored from ``texts`` (its tasks' JSON, in the order
         the tasks were restored): their JSON is the text they were read from."""
         fragments = cls(serializer)
         entries, finished = fragments.entries, TaskState.FINISHED_MASK
-        for text, (task_id, task) in zip(texts.values(), workflow.tasks.items(), strict=True):
+        for text, (task_id, task) in zip(texts, workflow.tasks.items(), strict=True):
             if task._state & finished:
                 parent = entries.get(task._parent) if task._parent is not None else None
                 if task._parent is None or parent is not None:
@@ -252,7 +303,7 @@ class _Fragments:
     def tasks_placeholder(self, workflow) -> str:
         registry, encode = self.registry, self.encode
         old, new, parts = self.entries, {}, []
-        finished = TaskState.FINISHED_MASK
+        finished = TaskState.FINISHED_MASK if self.keep else 0
         for task_id, task in workflow.tasks.items():
             entry = old.get(task_id)
             parent = new.get(task._parent) if task._parent is not None else None
@@ -266,7 +317,7 @@ class _Fragments:
             new[task_id] = entry
             parts.append(entry.text)
         self.entries = new
-        self.text = "{" + ", ".join(parts) + "}"
+        self.text = "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
         return _PLACEHOLDER
 
     def splice(self, text: str) -> str:
@@ -280,8 +331,8 @@ def load(serializer, text: str, spec, subprocess_specs, script_engine):
     """The workflow stored as ``text``. A large state's finished tasks keep the JSON they were
     read from (``_Fragments.seeded``), so the transaction's one dump reuses it instead of
     re-serializing every task the ticket ever ran."""
-    split = _split_tasks(text) if len(text) >= _SPLIT_ABOVE else None
-    dct, texts = split if split is not None else (json.loads(text), None)
+    dct = _parse(text)
+    texts = _task_texts(text, dct) if len(text) >= _SEED_ABOVE else None
     if dct.get(serializer.VERSION_KEY) != serializer.VERSION:
         texts = None  # migrate() changes the dict: the text no longer says what it holds
     serializer.migrate(dct)
@@ -292,50 +343,32 @@ def load(serializer, text: str, spec, subprocess_specs, script_engine):
     return workflow
 
 
-_SPLIT_ABOVE = 32 * 1024  # characters: below, the first dump costs little and json.loads is simpler
-_DECODE = json.JSONDecoder().raw_decode  # json.loads, one value at a time (same scanner)
+_SEED_ABOVE = 32 * 1024  # characters: below, the first dump costs little
 
 
-def _split_tasks(text: str) -> tuple[dict, dict[str, str]] | None:
-    """``json.loads(text)``, and the text of each of the workflow's own tasks as it stands in
-    ``text`` (``'"<id>": {...}'``, what ``_Fragments`` keeps). None when the text is not laid
-    out as ``state.dump`` writes it (json's default separators); the caller then parses it whole."""
+def _parse(text: str) -> dict:
+    """``json.loads(text)``, three times faster with orjson; what orjson refuses and json reads
+    (NaN, Infinity, integers beyond 64 bits) goes to json."""
     try:
-        if not text.startswith("{"):
-            return None
-        dct, texts, i = {}, {}, 1
-        while True:
-            key, i = _DECODE(text, i)
-            if text[i:i + 2] != ": ":
-                return None
-            if key == "tasks" and text[i + 2] == "{":
-                value, i = _split_mapping(text, i + 2, texts)
-            else:
-                value, i = _DECODE(text, i + 2)
-            dct[key] = value
-            if text[i] == "}":
-                return (dct, texts) if i + 1 == len(text) else None
-            if text[i:i + 2] != ", ":
-                return None
-            i += 2
-    except (ValueError, IndexError):
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _task_texts(text: str, dct: dict) -> list[str] | None:
+    """The text of each of the workflow's own tasks as it stands in ``text`` (``'"<id>": {...}'``,
+    what ``_Fragments`` keeps), in the order of ``dct["tasks"]``: ``dump`` writes them one per
+    line, the only line breaks in its output (json escapes those in strings). None when the
+    text is not laid out so (an older layout, or written by another program)."""
+    tasks = dct.get("tasks")
+    lines = text.split("\n")
+    if not isinstance(tasks, dict) or len(lines) != len(tasks) + 2 or not lines[0].endswith('"tasks": {'):
         return None
-
-
-def _split_mapping(text: str, i: int, texts: dict[str, str]) -> tuple[dict, int]:
-    mapping = {}
-    i += 1
-    if text[i] == "}":
-        return mapping, i + 1
-    while True:
-        start = i
-        key, i = _DECODE(text, i)
-        if text[i:i + 2] != ": ":
-            raise ValueError("not state.dump's layout")
-        mapping[key], i = _DECODE(text, i + 2)
-        texts[key] = text[start:i]
-        if text[i] == "}":
-            return mapping, i + 1
-        if text[i:i + 2] != ", ":
-            raise ValueError("not state.dump's layout")
-        i += 2
+    texts = lines[1:-1]
+    for n, (key, line) in enumerate(zip(tasks, texts, strict=True)):
+        last = n == len(texts) - 1
+        if not line.startswith(f'"{key}": {{') or not line.endswith("}" if last else "},"):
+            return None
+        if not last:
+            texts[n] = line[:-1]
+    return texts
