@@ -10,6 +10,8 @@ back as the same workflow: checked here at every save and load while every proce
 from __future__ import annotations
 
 import json
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -228,6 +230,20 @@ def test_what_orjson_does_not_read_is_read_by_json():
     assert _dumps_agree(again) == text
     ready = again.get_next_task(state=TaskState.READY, manual=True)
     assert ready.data["serial"] == 2**70 and ready.data["ratio"] != ready.data["ratio"]
+
+
+def test_typed_values_set_in_later_tasks_come_back_as_their_types():
+    """A task's data is stored as the changes from its parent's: Decimal, date and nested values
+    in those changes are restored as what they were, plain values as they are."""
+    workflow = _loop()
+    _round(workflow, count=1, amount=Decimal("12.50"), due=date(2026, 12, 24), lines=[{"sku": "A-1"}])
+    _round(workflow, count=2, amount=Decimal("99.99"))
+    serializer = DIALECTS["spiff"].serializer
+    again = state.load(serializer, state.dump(serializer, workflow), workflow.spec, workflow.subprocess_specs, None)
+    ready = again.get_next_task(state=TaskState.READY, manual=True)
+    assert ready.data == {"limit": 10**9, "count": 2, "amount": Decimal("99.99"), "due": date(2026, 12, 24),
+                          "lines": [{"sku": "A-1"}]}
+    assert {t.id: t.data for t in again.tasks.values()} == {t.id: t.data for t in workflow.tasks.values()}
 
 
 def test_restored_tasks_have_the_attributes_task_init_gives():

@@ -117,6 +117,7 @@ def _restore_tasks(registry, mapping: dict, workflow) -> dict:
 
 
 _MUTABLE = (dict, list, set)
+_JSON_TYPES = frozenset({str, int, float, bool, type(None)})  # what registry.restore returns as it is
 _new = object.__new__
 
 
@@ -140,7 +141,12 @@ def _restore_task(registry, cls, dct: dict, workflow):
     if delta and parent is not None:  # DeepMerge.merge({}, parent.data), then the delta
         data = {key: copy(value) if isinstance(value, _MUTABLE) else value for key, value in parent.data.items()}
         updates = delta.get("updates")
-        if updates:
+        if updates and "typename" not in updates:  # registry.restore(updates), values of JSON's own types as they are
+            data.update(updates)
+            for key, value in updates.items():
+                if type(value) not in _JSON_TYPES:
+                    data[key] = registry.restore(value)
+        elif updates:
             data.update(registry.restore(updates))
         for key in delta.get("deletions", {}):
             if key in data:
