@@ -160,7 +160,7 @@ def instrument(phases: Phases, db) -> None:
     patch(runtime, "finish", "finish (rest: status, events, add_all)")
     instances.finish = runtime.finish
     patch(instances, "next_business_key", "start: next_business_key (excl. SQL)")
-    patch(instances, "next_business_key_for", "start: next_business_key_for (excl. SQL)")
+    patch(instances, "insert_numbered_instance", "start: insert_numbered_instance (excl. SQL)")
     patch(compile_mod.CompiledVersion, "new_workflow", "start: new_workflow (BpmnWorkflow())")
     Session.flush = w("ORM flush (excl. SQL)", Session.flush)
 
