@@ -19,6 +19,7 @@ import sys
 from time import perf_counter
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
@@ -44,7 +45,8 @@ def _serializer(module) -> BpmnWorkflowSerializer:
     config = dict(SPIFF_CONFIG)
     config[BpmnWorkflow] = module.StatelessSpecConverter
     config[Task] = module.FastTaskConverter
-    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+    registry = getattr(module, "TolerantRegistry", DefaultRegistry)()  # as app/engine/dialects.py builds it
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config, registry=registry))
 
 
 def _ticket(rounds: int) -> BpmnWorkflow:

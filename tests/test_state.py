@@ -246,6 +246,24 @@ def test_typed_values_set_in_later_tasks_come_back_as_their_types():
     assert {t.id: t.data for t in again.tasks.values()} == {t.id: t.data for t in workflow.tasks.values()}
 
 
+@pytest.mark.parametrize("rounds", [2, 120])  # a small state, and one whose tasks' JSON is kept
+def test_task_data_with_a_key_named_typename_is_read_back(rounds):
+    """SpiffWorkflow marks its typed values with a "typename" key and, reading a state, takes
+    every dict with one for such a value: data a user or a form named so must still load."""
+    workflow = _loop(note={"typename": "free text", "lines": [{"typename": ["a"]}]}, typename="top")
+    for n in range(rounds):
+        _round(workflow, count=n, reply={"typename": "reply"} if n == 1 else {"plain": n},
+               amount=Decimal("1.10"))
+    serializer = DIALECTS["spiff"].serializer
+    text = _dumps_agree(workflow)
+    again = state.load(serializer, text, workflow.spec, workflow.subprocess_specs, None)
+    assert {t.id: t.data for t in again.tasks.values()} == {t.id: t.data for t in workflow.tasks.values()}
+    ready = again.get_next_task(state=TaskState.READY, manual=True)
+    assert ready.data["note"] == {"typename": "free text", "lines": [{"typename": ["a"]}]}
+    assert ready.data["typename"] == "top" and ready.data["amount"] == Decimal("1.10")
+    assert _dumps_agree(again) == text
+
+
 def test_restored_tasks_have_the_attributes_task_init_gives():
     """state restores tasks without Task.__init__: a SpiffWorkflow that adds an attribute there
     must fail here, not leave restored tasks without it."""

@@ -27,7 +27,7 @@ from SpiffWorkflow.task import Task
 
 from .scripting import HotlineServiceTask
 from .service_parsers import CamundaServiceTaskParser, HotlineServiceTaskParser
-from .state import FastTaskConverter, StatelessSpecConverter
+from .state import FastTaskConverter, StatelessSpecConverter, TolerantRegistry
 
 SPIFF = "spiff"
 CAMUNDA = "camunda"
@@ -60,7 +60,7 @@ def _serializer(config: dict) -> BpmnWorkflowSerializer:
     config = dict(config)
     config[BpmnWorkflow] = StatelessSpecConverter
     config[Task] = FastTaskConverter
-    registry = BpmnWorkflowSerializer.configure(config)
+    registry = BpmnWorkflowSerializer.configure(config, registry=TolerantRegistry())
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
     return BpmnWorkflowSerializer(registry)

@@ -13,10 +13,26 @@ from uuid import UUID, SafeUUID, uuid4
 
 import orjson
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, TaskConverter
+from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
+
+
+class TolerantRegistry(DefaultRegistry):
+    """SpiffWorkflow's registry, which stores a Decimal as ``{"value": ..., "typename": "Decimal"}``
+    and restores every dict with a ``typename`` key as the type it names. Task data is free-form:
+    a form field or an API payload may be called ``typename`` too, and SpiffWorkflow then fails
+    to read the state back (no type of that name), leaving the ticket unloadable. Here a dict
+    whose ``typename`` names no known type is restored as the plain dict it was."""
+
+    def restore(self, val, **kwargs):
+        if type(val) is dict and "typename" in val:
+            typename = val["typename"]
+            if not isinstance(typename, str) or typename not in self.convert_from_dict:
+                return {key: self.restore(value, **kwargs) for key, value in val.items()}
+        return super().restore(val, **kwargs)
 
 
 class StatelessSpecConverter(BpmnWorkflowConverter):
