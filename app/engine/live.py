@@ -6,6 +6,13 @@ An entry is valid only for the lock version it was saved at: the engine holds th
 instance row while it works, so a matching version means nobody changed it meanwhile.
 ``take`` removes the entry, so a failed transaction (which may have changed the object
 half-way) never puts it back.
+
+A workflow the cache lets go of (evicted, outdated, or not kept at all) is released: its
+attributes are dropped, which breaks the workflow <-> task reference cycles, so its
+thousands of objects are freed at once instead of waiting for the cyclic garbage collector
+(a full collection of a long ticket's leftovers took ~3 ms per cold call, see bench/RESULTS.md).
+Only workflows nobody else holds come here: the engine hands out ids and dicts, never the
+workflow or its tasks.
 """
 from __future__ import annotations
 
@@ -29,7 +36,9 @@ class LiveWorkflows:
                 self.hits += 1
                 return entry[1]
             self.misses += 1
-            return None
+        if entry is not None:
+            release(entry[1])
+        return None
 
     def holds(self, instance_id: int) -> bool:
         """Whether an entry exists (maybe for an older version): the caller can skip reading the state."""
@@ -37,13 +46,32 @@ class LiveWorkflows:
 
     def put(self, instance_id: int, lock_version: int, workflow: BpmnWorkflow) -> None:
         if self.size <= 0:
+            release(workflow)
             return
+        dropped = []
         with self._lock:
+            old = self._entries.get(instance_id)
+            if old is not None and old[1] is not workflow:
+                dropped.append(old[1])
             self._entries[instance_id] = (lock_version, workflow)
             self._entries.move_to_end(instance_id)
             while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+                dropped.append(self._entries.popitem(last=False)[1][1])
+        for gone in dropped:
+            release(gone)
 
     def clear(self) -> None:
         with self._lock:
+            dropped = [workflow for _, workflow in self._entries.values()]
             self._entries.clear()
+        for gone in dropped:
+            release(gone)
+
+
+def release(workflow: BpmnWorkflow) -> None:
+    """Break the reference cycles of a workflow no one will use again (see the module's doc):
+    its attributes and its subprocesses' go, so its tasks (which refer to it, not to each
+    other) are freed by reference counting. Using it afterwards fails loudly."""
+    for sub in list(workflow.__dict__.get("subprocesses", {}).values()):
+        sub.__dict__.clear()
+    workflow.__dict__.clear()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.util.task import TaskState
@@ -23,6 +24,7 @@ from app.models import (
 from app.services import identity
 
 from . import clock
+from .live import release
 from .step import jsonable
 
 
@@ -124,6 +126,7 @@ def instance_detail(s: Session, ctx, instance_id: int) -> dict[str, Any]:
     compiled = ctx.specs.get(s, instance.version_id)
     workflow = compiled.load(instance.state)
     data = process_data(workflow)
+    release(workflow)  # read once: freed now, not by the cyclic collector
     history = s.scalars(select(InstanceEvent).where(InstanceEvent.instance_id == instance_id)
                         .order_by(InstanceEvent.id)).all()
     incidents = s.scalars(select(Incident).where(Incident.instance_id == instance_id).order_by(Incident.id)).all()
@@ -148,13 +151,8 @@ def open_incidents(s: Session) -> list[dict]:
              "error": i.error, "attempts": i.attempts, "created_at": i.created_at.isoformat()} for i in rows]
 
 
-
-
-
 def task_detail(s: Session, ctx, task_id: int) -> dict[str, Any]:
     """A task row plus the process data its form starts from."""
-    from uuid import UUID
-
     row = s.get(HumanTask, task_id)
     if row is None:
         raise NotFound(f"task {task_id} does not exist")
@@ -162,6 +160,7 @@ def task_detail(s: Session, ctx, task_id: int) -> dict[str, Any]:
     workflow = compiled.load(row.instance.state)
     task = workflow.get_task_from_id(UUID(row.spiff_task_id))
     data = task.data if task is not None else {}
+    release(workflow)  # read once: freed now, not by the cyclic collector
     element = compiled.element(row.element_id)
     return {**task_row(row), "business_key": row.instance.business_key,
             "instructions": element.get("documentation", ""), "data": jsonable(data)}
