@@ -120,15 +120,15 @@ class FastTaskConverter(TaskConverter):
 def _restore_tasks(registry, mapping: dict, workflow) -> dict:
     """``mapping_from_dict(mapping, UUID, workflow=workflow)`` for a workflow's tasks, each task
     restored straight from its dict rather than through the registry (which copies every task's
-    dict to take its ``typename`` out); anything else goes through the registry."""
-    typename, tasks = registry.typenames[Task], {}
+    dict to take its ``typename`` out); anything else goes through the registry. Every task adds
+    itself to ``workflow.tasks`` (as ``Task.__init__`` does), in the order of ``mapping``."""
+    typename, tasks = registry.typenames[Task], workflow.tasks
     ids = workflow.top_workflow.__dict__.get(_IDS)
     for text, dct in mapping.items():
-        task_id = ids.get(text) or _parsed(ids, text)
         if type(dct) is dict and dct.get("typename") == typename:
-            tasks[task_id] = _restore_task(registry, Task, dct, workflow)
+            _restore_task(registry, Task, dct, workflow, ids)
         else:
-            tasks[task_id] = registry.restore(dct, workflow=workflow)
+            tasks[ids.get(text) or _parsed(ids, text)] = registry.restore(dct, workflow=workflow)
     return tasks
 
 
@@ -137,14 +137,15 @@ _JSON_TYPES = frozenset({str, int, float, bool, type(None)})  # what registry.re
 _new = object.__new__
 
 
-def _restore_task(registry, cls, dct: dict, workflow):
+def _restore_task(registry, cls, dct: dict, workflow, ids: dict | None = None):
     """SpiffWorkflow 3.2's ``TaskConverter.from_dict``: the same task, made without running
     ``Task.__init__`` (which sets every attribute twice and looks the parent up) and with each
     id parsed once per restore (``_IDS``). ``tests/test_state.py`` checks the attributes
     against those ``Task.__init__`` sets."""
-    ids = workflow.top_workflow.__dict__.get(_IDS)
-    if ids is None:  # called outside state.load: parse every id
-        ids = {}
+    if ids is None:
+        ids = workflow.top_workflow.__dict__.get(_IDS)
+        if ids is None:  # called outside state.load: parse every id
+            ids = {}
     task_spec = workflow.spec.task_specs.get(dct["task_spec"])
     text = dct["id"]
     task_id = ids.get(text) or _parsed(ids, text)
@@ -155,7 +156,11 @@ def _restore_task(registry, cls, dct: dict, workflow):
         parent = workflow.tasks.get(parent_id)  # what ``task.parent`` looks up
     delta = dct.get("delta")
     if delta and parent is not None:  # DeepMerge.merge({}, parent.data), then the delta
-        data = {key: copy(value) if isinstance(value, _MUTABLE) else value for key, value in parent.data.items()}
+        data = parent.data
+        if _IMMUTABLE.issuperset(map(type, data.values())):  # nothing to copy but the dict
+            data = data.copy()
+        else:
+            data = {key: copy(value) if isinstance(value, _MUTABLE) else value for key, value in data.items()}
         updates = delta.get("updates")
         if updates and "typename" not in updates:  # registry.restore(updates), values of JSON's own types as they are
             data.update(updates)
@@ -170,20 +175,24 @@ def _restore_task(registry, cls, dct: dict, workflow):
     else:
         data = registry.restore(dct["data"])
     internal = dct["internal_data"]
+    children = dct["children"]
+    if len(children) == 1:  # most tasks: no list comprehension to set up
+        child = children[0]
+        children = [ids.get(child) or _parsed(ids, child)]
+    else:
+        children = [ids.get(child) or _parsed(ids, child) for child in children]
+    internal = registry.restore(internal) if internal else {}
     if task_spec is None:  # Task.__init__ stands a StartTask in for it
         task = cls(workflow, None, state=dct["state"], id=task_id)
-        task._parent = parent_id
+        task.__dict__.update(_parent=parent_id, _children=children, last_state_change=dct["last_state_change"],
+                             triggered=dct["triggered"], internal_data=internal, data=data)
     else:
         task = _new(cls)
-        task.__dict__.update(id=task_id, workflow=workflow, _parent=parent_id, _children=None,
-                             _state=dct["state"], triggered=None, task_spec=task_spec,
-                             thread_id=cls.thread_id_pool, data=None, internal_data=None, last_state_change=None)
+        task.__dict__.update(id=task_id, workflow=workflow, _parent=parent_id, _children=children,
+                             _state=dct["state"], triggered=dct["triggered"], task_spec=task_spec,
+                             thread_id=cls.thread_id_pool, data=data, internal_data=internal,
+                             last_state_change=dct["last_state_change"])
         workflow.tasks[task_id] = task
-    task._children = [ids.get(child) or _parsed(ids, child) for child in dct["children"]]
-    task.last_state_change = dct["last_state_change"]
-    task.triggered = dct["triggered"]
-    task.internal_data = registry.restore(internal) if internal else {}
-    task.data = data
     if isinstance(task_spec, CatchingEvent) and task._state & TaskState.WAITING:
         workflow.top_workflow.event_manager.add_task(task)
     return task
@@ -195,6 +204,7 @@ def _parsed(ids: dict, text: str) -> UUID:
 
 
 _set = object.__setattr__
+_UNKNOWN = SafeUUID.unknown  # an enum member: slow to look up each time
 
 
 def _uuid(text: str) -> UUID:
@@ -205,7 +215,7 @@ def _uuid(text: str) -> UUID:
         return UUID(text)
     found = _new(UUID)
     _set(found, "int", int(digits, 16))
-    _set(found, "is_safe", SafeUUID.unknown)
+    _set(found, "is_safe", _UNKNOWN)
     return found
 
 
@@ -261,14 +271,14 @@ class _Entry:
 
     def __init__(self, task, text: str, parent: _Entry | None):
         self.text = text
-        self.state, self.last_state_change, self.triggered = task.state, task.last_state_change, task.triggered
+        self.state, self.last_state_change, self.triggered = task._state, task.last_state_change, task.triggered
         self.children = list(task._children)
         self.parent = parent
         self.data = _copy(task.data)
         self.internal_data = _copy(task.internal_data) if task.internal_data else {}
 
     def holds(self, task, parent: _Entry | None) -> bool:
-        return (self.parent is parent and self.state == task.state
+        return (self.parent is parent and self.state == task._state
                 and self.last_state_change == task.last_state_change and self.triggered == task.triggered
                 and self.children == task._children and self.internal_data == task.internal_data
                 and self.data == task.data)
@@ -304,7 +314,7 @@ class _Fragments:
     def __init__(self, serializer, keep: bool = True):
         self.registry = serializer.registry
         self.encode = serializer._encoder_cls(check_circular=False).encode
-        self.entries: dict = {}
+        self.entries: dict[int, _Entry] = {}  # by task id's int: a UUID's own hash is Python code
         self.keep = keep  # make entries in this dump (not in a workflow's first: it may be its only)
         self.active = False  # during a dump
         self.text: str | None = None  # the tasks' JSON, made in this dump
@@ -317,9 +327,9 @@ class _Fragments:
         entries, finished = fragments.entries, TaskState.FINISHED_MASK
         for text, (task_id, task) in zip(texts, workflow.tasks.items(), strict=True):
             if task._state & finished:
-                parent = entries.get(task._parent) if task._parent is not None else None
+                parent = entries.get(task._parent.int) if task._parent is not None else None
                 if task._parent is None or parent is not None:
-                    entries[task_id] = _Entry(task, text, parent)
+                    entries[task_id.int] = _Entry(task, text, parent)
         return fragments
 
     def tasks_placeholder(self, workflow) -> str:
@@ -327,8 +337,8 @@ class _Fragments:
         old, new, parts = self.entries, {}, []
         finished = TaskState.FINISHED_MASK if self.keep else 0
         for task_id, task in workflow.tasks.items():
-            entry = old.get(task_id)
-            parent = new.get(task._parent) if task._parent is not None else None
+            entry = old.get(task_id.int)
+            parent = new.get(task._parent.int) if task._parent is not None else None
             if entry is None or not entry.holds(task, parent):
                 text = f'"{_id_text(workflow, task_id)}": ' + encode(registry.convert(task))
                 cacheable = task._state & finished and (task._parent is None or parent is not None)
@@ -336,7 +346,7 @@ class _Fragments:
                 if entry is None:
                     parts.append(text)
                     continue
-            new[task_id] = entry
+            new[task_id.int] = entry
             parts.append(entry.text)
         self.entries = new
         self.text = "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
