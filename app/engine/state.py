@@ -292,6 +292,8 @@ def _copy(value):
     dates and times, Decimal), which it shares instead of copying: they cannot change."""
     kind = type(value)
     if kind is dict:  # values that cannot change are taken as they are, without a call each
+        if _IMMUTABLE.issuperset(map(type, value.values())):  # the usual task data: only those
+            return value.copy()
         return {key: item if type(item) in _IMMUTABLE else _copy(item) for key, item in value.items()}
     if kind is list:
         return [item if type(item) in _IMMUTABLE else _copy(item) for item in value]
