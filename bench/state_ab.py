@@ -2,7 +2,10 @@
 ``app/engine/state.py`` against this one, on one long loop ticket, alternating.
 
     git show REV:app/engine/state.py > /tmp/state_old.py
-    .venv/bin/python -m bench.state_ab /tmp/state_old.py [--rounds 1000] [--pairs 41]
+    .venv/bin/python -m bench.state_ab /tmp/state_old.py [--rounds 1000] [--pairs 41] [--phases]
+
+``--phases`` times the parts of a load apart (parse, the tasks' lines, ``from_dict``, seeding
+the kept JSON, the first dump); it needs both versions to have them (``5b102a8`` and later).
 
 This VM's speed drifts by up to 2x within minutes (bench/RESULTS.md), more than the
 differences a change to the state code makes; alternating the two versions in one process,
@@ -64,11 +67,31 @@ def _ticket(rounds: int) -> BpmnWorkflow:
     return workflow
 
 
+_PHASES = ("parse", "lines", "from_dict", "seed", "dump")
+
+
+def _phases(module, serializer, text: str, spec, subprocess_specs) -> list[float]:
+    """``module.load`` + ``module.dump`` cut into ``_PHASES``, as ``load`` does them; in ms."""
+    t0 = perf_counter()
+    dct = module._parse(text)
+    t1 = perf_counter()
+    texts = module._task_texts(text, dct)
+    t2 = perf_counter()
+    loaded = serializer.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs)
+    t3 = perf_counter()
+    setattr(loaded, _FRAGMENTS, module._Fragments.seeded(serializer, loaded, texts))
+    t4 = perf_counter()
+    module.dump(serializer, loaded)
+    t5 = perf_counter()
+    return [(b - a) * 1000 for a, b in ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t4, t5))]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("other", help="a copy of another version of app/engine/state.py")
     parser.add_argument("--rounds", type=int, default=1000, help="loop rounds of the ticket (2 tasks each)")
     parser.add_argument("--pairs", type=int, default=41, help="loads timed per version")
+    parser.add_argument("--phases", action="store_true", help="also time the parts of a load apart")
     args = parser.parse_args(argv)
 
     modules = {"other": _module(args.other), "this": current}
@@ -81,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     spec, subprocess_specs = workflow.spec, workflow.subprocess_specs
     tune_gc()
     times: dict[str, list[float]] = {name: [] for name in modules}
+    phases: dict[str, list[list[float]]] = {name: [] for name in modules}
     for n in range(args.pairs):
         for name in (("other", "this") if n % 2 else ("this", "other")):
             module, serializer = modules[name], serializers[name]
@@ -89,11 +113,18 @@ def main(argv: list[str] | None = None) -> int:
             module.dump(serializer, loaded)
             times[name].append(perf_counter() - t0)
             del loaded
+            if args.phases:
+                phases[name].append(_phases(module, serializer, texts[name], spec, subprocess_specs))
     print(f"{args.rounds} rounds, {len(workflow.tasks)} tasks, state {len(texts['this']) // 1024} KiB; "
           f"load + first dump, {args.pairs} each, alternating:")
     for name, values in times.items():
         print(f"  {name:5}  median {statistics.median(values) * 1000:7.2f} ms   min {min(values) * 1000:7.2f} ms")
     print(f"  this / other (medians): {statistics.median(times['this']) / statistics.median(times['other']):.2f}")
+    if args.phases:
+        print("  phases, medians in ms:       other     this   this / other")
+        for n, phase in enumerate(_PHASES):
+            other, this = (statistics.median(row[n] for row in phases[name]) for name in ("other", "this"))
+            print(f"    {phase:22} {other:9.2f} {this:8.2f}   {this / other if other else float('nan'):.2f}")
     return 0
 
 
