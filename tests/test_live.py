@@ -7,10 +7,9 @@ import weakref
 from contextlib import contextmanager
 
 import pytest
-from conftest import bpmn_path
 from engine_helpers import complete, instance, open_elements, task
+from loop_workflow import loop, run_round
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.spiff.parser import SpiffBpmnParser
 from SpiffWorkflow.util.task import TaskState
 
 from app.engine import ProcessEngine
@@ -19,16 +18,10 @@ from app.errors import StepFailed
 
 
 def _loop(rounds: int = 20) -> BpmnWorkflow:
-    """A workflow of the test loop that ran ``rounds`` rounds: ~2 tasks a round."""
-    parser = SpiffBpmnParser()
-    parser.add_bpmn_file(str(bpmn_path("loop.bpmn")))
-    workflow = BpmnWorkflow(parser.get_spec("loop"), parser.get_subprocess_specs("loop"))
-    workflow.do_engine_steps()
+    """A loop workflow that ran ``rounds`` rounds: ~2 tasks a round."""
+    workflow = loop()
     for n in range(rounds):
-        work = workflow.get_next_task(state=TaskState.READY, manual=True)
-        work.set_data(count=n, limit=10**9)
-        work.run()
-        workflow.do_engine_steps()
+        run_round(workflow, count=n)
     return workflow
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from loop_workflow import loop, run_round
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import TaskConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -88,31 +89,13 @@ def test_the_states_of_every_process_in_the_library_are_spiffworkflows_own(monke
     assert checked["dumps"] > 200 and checked["loads"] > 50, checked
 
 
-def _loop(**start_data):
-    parser = SpiffBpmnParser()
-    parser.add_bpmn_file(str(ROOT / "bench" / "data" / "loop.bpmn"))
-    spec, subprocess_specs = parser.get_spec("bench_loop"), parser.get_subprocess_specs("bench_loop")
-    workflow = BpmnWorkflow(spec, subprocess_specs)
-    for task in workflow.get_tasks(state=TaskState.READY):
-        task.set_data(limit=10**9, **start_data)
-    workflow.do_engine_steps()
-    return workflow
-
-
-def _round(workflow, **data):
-    task = workflow.get_next_task(state=TaskState.READY, manual=True)
-    task.set_data(**data)
-    task.run()
-    workflow.do_engine_steps()
-
-
 @pytest.mark.parametrize("rounds", [0, 1, 60])
 def test_a_long_loop_round_trips(rounds):
     """The benchmark's loop: user task -> gateway -> back, 2 tasks per round."""
-    workflow = _loop()
+    workflow = loop()
     spec, subprocess_specs = workflow.spec, workflow.subprocess_specs
     for n in range(rounds):
-        _round(workflow, count=n)
+        run_round(workflow, count=n)
     serializer = DIALECTS["spiff"].serializer
     reference = _reference(DIALECTS["spiff"])
 
@@ -146,9 +129,9 @@ def _one_task_per_line(text: str) -> str:
 
 
 def test_every_dump_of_a_workflow_kept_in_memory_is_whole():
-    workflow = _loop()
+    workflow = loop()
     for n in range(30):
-        _round(workflow, count=n)
+        run_round(workflow, count=n)
         _dumps_agree(workflow)
     assert len(workflow.__dict__[state._FRAGMENTS].entries) > 50  # the finished tasks' JSON is reused
 
@@ -156,9 +139,9 @@ def test_every_dump_of_a_workflow_kept_in_memory_is_whole():
 def test_a_change_that_reaches_finished_tasks_through_shared_data_is_stored():
     """SpiffWorkflow copies task data one level deep: a nested dict is shared by a task and the
     tasks before it, so a script changing it in the ready task changes finished tasks too."""
-    workflow = _loop(order={"lines": [{"sku": "A-1", "qty": 1}]})
+    workflow = loop(order={"lines": [{"sku": "A-1", "qty": 1}]})
     for n in range(5):
-        _round(workflow, count=n)
+        run_round(workflow, count=n)
         _dumps_agree(workflow)
     ready = workflow.get_next_task(state=TaskState.READY, manual=True)
     ready.data["order"]["lines"][0]["qty"] = 7  # what a script task would do
@@ -167,9 +150,9 @@ def test_a_change_that_reaches_finished_tasks_through_shared_data_is_stored():
 
 
 def test_finished_tasks_changed_directly_or_dropped_are_stored_as_they_are_now():
-    workflow = _loop()
+    workflow = loop()
     for n in range(6):
-        _round(workflow, count=n)
+        run_round(workflow, count=n)
         _dumps_agree(workflow)
     finished = [t for t in workflow.get_tasks(state=TaskState.COMPLETED) if t.task_spec.name == "work"]
     finished[2].data["note"] = "corrected"
@@ -179,17 +162,17 @@ def test_finished_tasks_changed_directly_or_dropped_are_stored_as_they_are_now()
     workflow.do_engine_steps()
     text = _dumps_agree(workflow)
     assert str(finished[4].id) not in text
-    _round(workflow, count=99)
+    run_round(workflow, count=99)
     _dumps_agree(workflow)
 
 
 def test_a_large_state_read_back_keeps_its_tasks_json_and_stores_changes_whole():
     """state.load keeps each finished task's JSON as read (a large state's first dump then
     reuses it); whatever changes after the load is still stored."""
-    workflow = _loop(order={"lines": [{"sku": "A-1", "qty": 1}]})
+    workflow = loop(order={"lines": [{"sku": "A-1", "qty": 1}]})
     workflow.data["tasks"] = {"note": "a key named like the state's own"}  # parsed at the top level right
     for n in range(120):
-        _round(workflow, count=n)
+        run_round(workflow, count=n)
     serializer = DIALECTS["spiff"].serializer
     text = _dumps_agree(workflow)
     assert len(text) > state._SEED_ABOVE
@@ -198,15 +181,15 @@ def test_a_large_state_read_back_keeps_its_tasks_json_and_stores_changes_whole()
     assert len(again.__dict__[state._FRAGMENTS].entries) > 200
     assert _dumps_agree(again) == text
     again.get_next_task(state=TaskState.READY, manual=True).data["order"]["lines"][0]["qty"] = 3
-    _round(again, count=500)
+    run_round(again, count=500)
     text = _dumps_agree(again)
     assert '"qty": 3' in text and '"count": 500' in text and '"qty": 1' not in text
 
 
 def test_a_state_not_laid_out_as_dump_writes_it_is_read_whole():
-    workflow = _loop()
+    workflow = loop()
     for n in range(120):
-        _round(workflow, count=n)
+        run_round(workflow, count=n)
     serializer = DIALECTS["spiff"].serializer
     text = state.dump(serializer, workflow)
     spiffs_own = _reference(DIALECTS["spiff"]).serialize_json(workflow)  # what earlier versions stored
@@ -220,9 +203,9 @@ def test_a_state_not_laid_out_as_dump_writes_it_is_read_whole():
 
 def test_what_orjson_does_not_read_is_read_by_json():
     """NaN and integers beyond 64 bits are valid task data for SpiffWorkflow and json."""
-    workflow = _loop(ratio=float("nan"), serial=2**70)
+    workflow = loop(ratio=float("nan"), serial=2**70)
     for n in range(120):
-        _round(workflow, count=n)
+        run_round(workflow, count=n)
     serializer = DIALECTS["spiff"].serializer
     text = _dumps_agree(workflow)
     again = state.load(serializer, text, workflow.spec, workflow.subprocess_specs, None)
@@ -235,9 +218,9 @@ def test_what_orjson_does_not_read_is_read_by_json():
 def test_typed_values_set_in_later_tasks_come_back_as_their_types():
     """A task's data is stored as the changes from its parent's: Decimal, date and nested values
     in those changes are restored as what they were, plain values as they are."""
-    workflow = _loop()
-    _round(workflow, count=1, amount=Decimal("12.50"), due=date(2026, 12, 24), lines=[{"sku": "A-1"}])
-    _round(workflow, count=2, amount=Decimal("99.99"))
+    workflow = loop()
+    run_round(workflow, count=1, amount=Decimal("12.50"), due=date(2026, 12, 24), lines=[{"sku": "A-1"}])
+    run_round(workflow, count=2, amount=Decimal("99.99"))
     serializer = DIALECTS["spiff"].serializer
     again = state.load(serializer, state.dump(serializer, workflow), workflow.spec, workflow.subprocess_specs, None)
     ready = again.get_next_task(state=TaskState.READY, manual=True)
@@ -250,9 +233,9 @@ def test_typed_values_set_in_later_tasks_come_back_as_their_types():
 def test_task_data_with_a_key_named_typename_is_read_back(rounds):
     """SpiffWorkflow marks its typed values with a "typename" key and, reading a state, takes
     every dict with one for such a value: data a user or a form named so must still load."""
-    workflow = _loop(note={"typename": "free text", "lines": [{"typename": ["a"]}]}, typename="top")
+    workflow = loop(note={"typename": "free text", "lines": [{"typename": ["a"]}]}, typename="top")
     for n in range(rounds):
-        _round(workflow, count=n, reply={"typename": "reply"} if n == 1 else {"plain": n},
+        run_round(workflow, count=n, reply={"typename": "reply"} if n == 1 else {"plain": n},
                amount=Decimal("1.10"))
     serializer = DIALECTS["spiff"].serializer
     text = _dumps_agree(workflow)
@@ -267,8 +250,8 @@ def test_task_data_with_a_key_named_typename_is_read_back(rounds):
 def test_restored_tasks_have_the_attributes_task_init_gives():
     """state restores tasks without Task.__init__: a SpiffWorkflow that adds an attribute there
     must fail here, not leave restored tasks without it."""
-    workflow = _loop()
-    _round(workflow, count=1)
+    workflow = loop()
+    run_round(workflow, count=1)
     again = state.load(DIALECTS["spiff"].serializer, state.dump(DIALECTS["spiff"].serializer, workflow),
                        workflow.spec, workflow.subprocess_specs, None)
     made = Task(again, again.spec.task_specs["work"])
@@ -287,9 +270,9 @@ def test_task_data_that_refers_to_itself_is_refused_not_stored():
     parser = SpiffBpmnParser()
     parser.add_bpmn_file(str(ROOT / "bench" / "data" / "loop.bpmn"))
     workflow = BpmnWorkflow(parser.get_spec("bench_loop"), parser.get_subprocess_specs("bench_loop"))
-    loop = {"round": 1}
-    loop["again"] = loop
+    cyclic = {"round": 1}
+    cyclic["again"] = cyclic
     for task in workflow.get_tasks(state=TaskState.READY):
-        task.set_data(limit=10**9, loop=loop)
+        task.set_data(limit=10**9, loop=cyclic)
     with pytest.raises((RecursionError, ValueError)):
         state.dump(DIALECTS["spiff"].serializer, workflow)

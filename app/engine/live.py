@@ -60,13 +60,6 @@ class LiveWorkflows:
         for gone in dropped:
             release(gone)
 
-    def clear(self) -> None:
-        with self._lock:
-            dropped = [workflow for _, workflow in self._entries.values()]
-            self._entries.clear()
-        for gone in dropped:
-            release(gone)
-
 
 def release(workflow: BpmnWorkflow) -> None:
     """Break the reference cycles of a workflow no one will use again (see the module's doc):

@@ -174,13 +174,13 @@ def _restore_task(registry, cls, dct: dict, workflow, ids: dict | None = None):
                 del data[key]
     else:
         data = registry.restore(dct["data"])
-    internal = dct["internal_data"]
     children = dct["children"]
     if len(children) == 1:  # most tasks: no list comprehension to set up
         child = children[0]
         children = [ids.get(child) or _parsed(ids, child)]
     else:
         children = [ids.get(child) or _parsed(ids, child) for child in children]
+    internal = dct["internal_data"]
     internal = registry.restore(internal) if internal else {}
     if task_spec is None:  # Task.__init__ stands a StartTask in for it
         task = cls(workflow, None, state=dct["state"], id=task_id)
