@@ -56,7 +56,7 @@ def test_a_workflow_not_kept_is_freed_without_the_cyclic_collector():
         assert _alive(refs) == 0
 
 
-def test_evicted_and_outdated_workflows_are_freed_and_kept_ones_stay_whole():
+def test_evicted_workflows_are_freed_and_kept_ones_stay_whole():
     cache = LiveWorkflows(size=2)
     with _no_cyclic_gc():
         first, second, third = _loop(), _loop(), _loop()
@@ -67,12 +67,15 @@ def test_evicted_and_outdated_workflows_are_freed_and_kept_ones_stay_whole():
         del first, second
         assert _alive(first_refs) == 0 and _alive(second_refs) == len(second_refs)
 
-        assert cache.take(2, 2) is None  # someone else saved instance 2 since: its entry is outdated
-        assert _alive(second_refs) == 0
-        assert (cache.hits, cache.misses) == (0, 1)
+        fresh, outdated = cache.take(2, 2)  # someone else saved instance 2 since: handed out to be caught up
+        assert fresh is None and len(outdated.tasks) == len(second_refs)
+        assert (cache.hits, cache.misses, cache.outdated) == (0, 1, 1)
+        assert cache.take(2, 2) == (None, None)  # taken: gone from the cache
+        del outdated
+        assert _alive(second_refs) == len(second_refs)  # the caller's to release (catch_up does)
 
-        kept = cache.take(3, 1)
-        assert kept is third and cache.hits == 1
+        kept, outdated = cache.take(3, 1)
+        assert kept is third and outdated is None and cache.hits == 1
         assert len(kept.tasks) == len(third_refs) and kept.get_next_task(state=TaskState.READY, manual=True)
 
 
@@ -86,7 +89,7 @@ def test_putting_a_newer_workflow_for_an_instance_frees_the_older_one_but_not_it
         del older
         assert _alive(older_refs) == 0
         cache.put(7, 3, newer)  # the same object again (saved twice in one transaction): still usable
-        assert cache.take(7, 3) is newer and newer.tasks
+        assert cache.take(7, 3) == (newer, None) and newer.tasks
 
 
 def test_a_stale_cached_workflow_is_never_used_after_another_process_moved_the_instance(engine, deploy, db, forms_dir):

@@ -12,6 +12,7 @@ from app.schemas.forms import from_inline_fields, load_text
 
 from . import spiff_walks, state
 from .calendars import Calendars
+from .catch_up import catch_up
 from .dialects import DIALECTS, Dialect
 from .scripting import HotlineScriptEngine
 from .timing import message_definitions, timer_definition
@@ -63,10 +64,16 @@ class CompiledVersion:
     def new_workflow(self) -> BpmnWorkflow:
         return spiff_walks.install(BpmnWorkflow(self.spec, self.subprocess_specs, script_engine=self.script_engine))
 
-    def load(self, state_text: str) -> BpmnWorkflow:
-        """An instance's workflow, restored from its stored state with this version's spec."""
-        return spiff_walks.install(state.load(self.dialect.serializer, state_text, self.spec, self.subprocess_specs,
-                                              self.script_engine))
+    def load(self, state_text: str, kept: BpmnWorkflow | None = None) -> BpmnWorkflow:
+        """An instance's workflow, restored from its stored state with this version's spec;
+        from ``kept`` (an older version of it, released here) where it can be."""
+        serializer = self.dialect.serializer
+        workflow = None
+        if kept is not None:
+            workflow = catch_up(serializer, state_text, kept, self.spec, self.subprocess_specs, self.script_engine)
+        if workflow is None:
+            workflow = state.load(serializer, state_text, self.spec, self.subprocess_specs, self.script_engine)
+        return spiff_walks.install(workflow)
 
     def element(self, element_id: str) -> dict:
         return self.elements.get(element_id, {})

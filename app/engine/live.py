@@ -5,7 +5,8 @@ ticket ever took; most actions on a ticket come one after another to the same pr
 An entry is valid only for the lock version it was saved at: the engine holds the
 instance row while it works, so a matching version means nobody changed it meanwhile.
 ``take`` removes the entry, so a failed transaction (which may have changed the object
-half-way) never puts it back.
+half-way) never puts it back. An entry of an older version is handed out too: most of a long
+ticket's tasks are the same in the newer state (``catch_up``).
 
 A workflow the cache lets go of (evicted, outdated, or not kept at all) is released: its
 attributes are dropped, which breaks the workflow <-> task reference cycles, so its
@@ -28,17 +29,22 @@ class LiveWorkflows:
         self._entries: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+        self.outdated = 0  # misses with an older version kept (handed out to be caught up)
 
-    def take(self, instance_id: int, lock_version: int) -> BpmnWorkflow | None:
+    def take(self, instance_id: int, lock_version: int) -> tuple[BpmnWorkflow | None, BpmnWorkflow | None]:
+        """(the workflow saved at ``lock_version``, None) when this process saved the instance
+        last; (None, an older workflow of it) when another process saved it since, which the
+        caller brings up to date (``catch_up``) or releases; (None, None) when none is kept."""
         with self._lock:
             entry = self._entries.pop(instance_id, None)
             if entry is not None and entry[0] == lock_version:
                 self.hits += 1
-                return entry[1]
+                return entry[1], None
             self.misses += 1
-        if entry is not None:
-            release(entry[1])
-        return None
+            if entry is None:
+                return None, None
+            self.outdated += 1
+            return None, entry[1]
 
     def holds(self, instance_id: int) -> bool:
         """Whether an entry exists (maybe for an older version): the caller can skip reading the state."""

@@ -235,11 +235,11 @@ def run_on_instance(ctx, instance: int | Callable[[Session], int | InstanceRecor
             check_active(row, allow_suspended)
             compiled = ctx.specs.get(s, row.version_id)
             process_key = compiled.key
-            workflow = ctx.live.take(instance_id, row.lock_version)
+            workflow, kept = ctx.live.take(instance_id, row.lock_version)
             if workflow is None:
                 if stored is None:  # the cache held an older version: read the state after all
                     stored = records.instance_state(s, instance_id)
-                workflow = compiled.load(stored)
+                workflow = compiled.load(stored, kept)
             step = Step(s, row, compiled, workflow, actor, resolve_incident_id=resolve_incident_id,
                         loaded_status=row.status, ready_before=ready_human_ids(workflow))
             with service_context.bound(s, instance_id) as bound_step:  # service tasks write in this transaction

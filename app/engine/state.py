@@ -50,13 +50,15 @@ class StatelessSpecConverter(BpmnWorkflowConverter):
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
 
-    def from_dict(self, dct, spec=None, subprocess_specs=None):
+    def from_dict(self, dct, spec=None, subprocess_specs=None, restore_tasks=None):
+        """``restore_tasks(registry, dct["tasks"], workflow)`` fills ``workflow.tasks``
+        (``catch_up`` passes one that reuses tasks of a kept workflow)."""
         if spec is None:
             raise ValueError("workflow state restores only with the version's spec")
         workflow = self.target_class(spec, subprocess_specs, deserializing=True)
         setattr(workflow, _IDS, {})
         try:
-            workflow.tasks = _restore_tasks(self.registry, dct["tasks"], workflow)
+            workflow.tasks = (restore_tasks or _restore_tasks)(self.registry, dct["tasks"], workflow)
             workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
             self.set_default_attributes(workflow, dct)
             self.subprocesses_from_dict(dct["subprocesses"], workflow)
