@@ -101,6 +101,10 @@ class Hotline:
         """A second engine on the same database without the live-workflow cache."""
         return Hotline(self.label + " cold", self.db, ProcessEngine(self.db, forms_dir=None, live_workflows=0))
 
+    def other(self) -> Hotline:
+        """A second engine with a live-workflow cache of its own on the same database: another process."""
+        return Hotline(self.label + " turns", self.db, ProcessEngine(self.db, forms_dir=None))
+
     @property
     def cached(self) -> bool:
         return self.engine.live.size > 0

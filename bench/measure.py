@@ -85,12 +85,15 @@ class Growth:
     stopped: str | None = None  # why the run ended early: a stall
 
 
-def growth(ramp, timed_by, checkpoints: list[int], timed: int) -> Growth:
+def growth(ramp, timed_by, checkpoints: list[int], timed: int, between=None) -> Growth:
     """Drive one instance through ``checkpoints`` with ``ramp``; at each, ``timed_by``
     completes the next ``timed`` user tasks, one at a time, timed.
 
     ``ramp`` and ``timed_by`` are the same driver, or for Hotline cold the cached engine
-    ramps (fast) and the uncached one is timed: the instance was last run elsewhere.
+    ramps (fast) and the uncached one is timed: the instance was last run elsewhere. With
+    ``between``, that driver completes one task (untimed) before each timed one: for Hotline
+    "turns", two cached engines take turns, so ``timed_by`` always finds its kept workflow
+    outdated by the other's step.
     """
     t_begin = perf_counter()
     result = Growth([], 0.0, ramp.start())
@@ -112,7 +115,11 @@ def growth(ramp, timed_by, checkpoints: list[int], timed: int) -> Growth:
             while result.done < cp:
                 step(ramp)
             size = timed_by.state_size(result.instance)
-            samples = [step(timed_by) for _ in range(timed)]
+            samples = []
+            for _ in range(timed):
+                if between is not None:
+                    step(between)
+                samples.append(step(timed_by))
             serde = timed_by.serde_seconds(result.instance) if hasattr(timed_by, "serde_seconds") else None
             result.points.append(Point(cp, statistics.median(samples), samples, size, serde))
     except (_Stalled, StepFailed) as exc:
