@@ -43,7 +43,8 @@ def _specs():
 
 
 def _catch_up(text: str, kept):
-    return catch_up_module.catch_up(SERIALIZER, text, kept, *_specs())
+    """(A kept workflow is of the instance's version: the same spec objects.)"""
+    return catch_up_module.catch_up(SERIALIZER, text, kept, kept.spec, kept.subprocess_specs, kept.script_engine)
 
 
 def _shape(workflow) -> tuple:
@@ -139,6 +140,9 @@ def test_what_cannot_be_caught_up_is_none_and_the_kept_workflow_is_released(capl
 
     fresh = loop()  # dumped never: nothing kept to take over
     assert _catch_up(text, fresh) is None and fresh.__dict__ == {}
+
+    kept, text = _kept(6)  # given another version's spec (parsed apart: other objects)
+    assert catch_up_module.catch_up(SERIALIZER, text, kept, *_specs()) is None and kept.__dict__ == {}
 
     kept, text = _kept(6)
     lines = text.split("\n")

@@ -45,8 +45,8 @@ def catch_up(serializer, text: str, kept: BpmnWorkflow, spec, subprocess_specs, 
 def _catch_up(serializer, text, kept, spec, subprocess_specs, script_engine):
     fragments = kept.__dict__.get(state._FRAGMENTS)
     lines = _lines(text)
-    if fragments is None or not fragments.entries or lines is None:
-        return None
+    if fragments is None or not fragments.entries or lines is None or kept.spec is not spec:
+        return None  # (another spec: its tasks' task_spec objects would not be this version's)
     dct = state._parse(lines[0] + lines[-1])  # everything but the tasks: '..."tasks": {' + '}, "root": ...}'
     if dct.get(serializer.VERSION_KEY) != serializer.VERSION or dct.get("tasks") != {}:
         return None

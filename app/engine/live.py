@@ -8,9 +8,10 @@ instance row while it works, so a matching version means nobody changed it meanw
 half-way) never puts it back. An entry of an older version is handed out too: most of a long
 ticket's tasks are the same in the newer state (``catch_up``).
 
-A workflow the cache lets go of (evicted, outdated, or not kept at all) is released: its
-attributes are dropped, which breaks the workflow <-> task reference cycles, so its
-thousands of objects are freed at once instead of waiting for the cyclic garbage collector
+A workflow the cache lets go of (evicted, replaced, or not kept at all) is released, an
+outdated one by ``catch_up``, which takes it: its attributes are dropped, which breaks the
+workflow <-> task reference cycles, so its thousands of objects are freed at once instead of
+waiting for the cyclic garbage collector
 (a full collection of a long ticket's leftovers took ~3 ms per cold call, see bench/RESULTS.md).
 Only workflows nobody else holds come here: the engine hands out ids and dicts, never the
 workflow or its tasks.
