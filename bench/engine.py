@@ -117,7 +117,7 @@ def run_backend(backend: str, args, results: dict) -> None:
         other = d.other()
         turns_run = growth(d, other, args.checkpoints, args.timed, between=d)
         results[backend + " turns"] = {"growth": turns_run.points, "growth_seconds": turns_run.seconds,
-                                       "caught up": other.engine.live.outdated}
+                                       "outdated": other.engine.live.outdated}
         _progress(backend + " turns", results[backend + " turns"], t0)
         if not args.no_stall_check:
             results["stall"][backend] = stall_check(d, args.stall_rounds, run)
@@ -189,6 +189,7 @@ def report(results: dict, args) -> tuple[str, bool]:
 
     for cp in args.checkpoints:
         row(f"    state dump | load+dump @{cp}", lambda c, cp=cp: serde(c, cp))
+    row("    kept workflows found outdated", lambda c: str(r[c]["outdated"]))
     row("    growth run (untimed ramp incl.)", lambda c: f"{r[c]['growth_seconds']:.1f} s")
     out("(x) after a Hotline figure: Hotline time / raw time in this run (persistence overhead).")
     out("cold: live_workflows=0, every call reads the state. A start reads no state: (a) is measured once.")

@@ -26,9 +26,6 @@ from .live import release
 
 log = logging.getLogger(__name__)
 
-_ID = len('"00000000-0000-0000-0000-000000000000": ')  # how a task's line starts: its id as a key
-
-
 def catch_up(serializer, text: str, kept: BpmnWorkflow, spec, subprocess_specs, script_engine) -> BpmnWorkflow | None:
     """The workflow stored as ``text``, built from ``kept`` (an older version of it, which is
     released whatever happens: some of its tasks may now belong to the new workflow), or None
@@ -44,7 +41,7 @@ def catch_up(serializer, text: str, kept: BpmnWorkflow, spec, subprocess_specs, 
 
 def _catch_up(serializer, text, kept, spec, subprocess_specs, script_engine):
     fragments = kept.__dict__.get(state._FRAGMENTS)
-    lines = _lines(text)
+    lines = state.task_lines(text)
     if fragments is None or not fragments.entries or lines is None or kept.spec is not spec:
         return None  # (another spec: its tasks' task_spec objects would not be this version's)
     dct = state._parse(lines[0] + lines[-1])  # everything but the tasks: '..."tasks": {' + '}, "root": ...}'
@@ -83,9 +80,9 @@ def _tasks(registry, lines: list[str], takeable: dict, entries: dict, workflow) 
                 tasks[task.id] = task
                 entries[task.id.int] = entry
                 continue
-        dct = state._parse(line[_ID:])
+        dct = state._parse(line[state._ID:])
         if type(dct) is not dict or dct.get("typename") != typename:
-            raise ValueError(f"task line {line[:_ID]!r} holds no task")
+            raise ValueError(f"task line {line[:state._ID]!r} holds no task")
         task = state._restore_task(registry, Task, dct, workflow, ids)
         if task._state & finished:
             parent = entries.get(task._parent.int) if task._parent is not None else None
@@ -93,22 +90,3 @@ def _tasks(registry, lines: list[str], takeable: dict, entries: dict, workflow) 
                 entries[task.id.int] = state._Entry(task, line, parent)
     return tasks
 
-
-def _lines(text: str) -> list[str] | None:
-    """``text`` cut into its head, one line per task (without the comma after it) and its
-    tail, as ``state.dump`` writes it; None when it is laid out otherwise."""
-    lines = text.split("\n")
-    if len(lines) < 3 or not lines[0].endswith('"tasks": {') or not lines[-1].startswith("}"):
-        return None
-    last = len(lines) - 2
-    for n in range(1, last + 1):
-        line = lines[n]
-        if line[:1] != '"' or line[_ID - 3:_ID + 1] != '": {':
-            return None
-        if n != last:
-            if not line.endswith("},"):
-                return None
-            lines[n] = line[:-1]
-        elif not line.endswith("}"):
-            return None
-    return lines

@@ -393,18 +393,38 @@ def _parse(text: str) -> dict:
 
 def _task_texts(text: str, dct: dict) -> list[str] | None:
     """The text of each of the workflow's own tasks as it stands in ``text`` (``'"<id>": {...}'``,
-    what ``_Fragments`` keeps), in the order of ``dct["tasks"]``: ``dump`` writes them one per
-    line, the only line breaks in its output (json escapes those in strings). None when the
-    text is not laid out so (an older layout, or written by another program)."""
+    what ``_Fragments`` keeps), in the order of ``dct["tasks"]``; None when the text is not laid
+    out as ``dump`` writes it (an older layout, or written by another program)."""
     tasks = dct.get("tasks")
-    lines = text.split("\n")
-    if not isinstance(tasks, dict) or len(lines) != len(tasks) + 2 or not lines[0].endswith('"tasks": {'):
+    lines = task_lines(text)
+    if not isinstance(tasks, dict) or lines is None or len(lines) != len(tasks) + 2:
         return None
     texts = lines[1:-1]
-    for n, (key, line) in enumerate(zip(tasks, texts, strict=True)):
-        last = n == len(texts) - 1
-        if not line.startswith(f'"{key}": {{') or not line.endswith("}" if last else "},"):
+    for key, line in zip(tasks, texts, strict=True):
+        if not line.startswith(f'"{key}": {{'):
             return None
-        if not last:
-            texts[n] = line[:-1]
     return texts
+
+
+_ID = len('"00000000-0000-0000-0000-000000000000": ')  # how a task's line starts: its id as a key
+
+
+def task_lines(text: str) -> list[str] | None:
+    """``text`` cut into its head (up to ``"tasks": {``), one line per task (without the comma
+    after it) and its tail, as ``dump`` writes it: the tasks one per line, the only line breaks
+    in its output (json escapes those in strings). None when it is laid out otherwise."""
+    lines = text.split("\n")
+    if len(lines) < 3 or not lines[0].endswith('"tasks": {') or not lines[-1].startswith("}"):
+        return None
+    last = len(lines) - 2
+    for n in range(1, last + 1):
+        line = lines[n]
+        if line[:1] != '"' or line[_ID - 3:_ID + 1] != '": {':
+            return None
+        if n != last:
+            if not line.endswith("},"):
+                return None
+            lines[n] = line[:-1]
+        elif not line.endswith("}"):
+            return None
+    return lines
